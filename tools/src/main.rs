@@ -1,0 +1,78 @@
+//! `ordo`: the product's one binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod journal_cmd;
+mod time_fmt;
+
+/// ordo: a replicated, event-sourced trading sequencer.
+#[derive(Debug, Parser)]
+#[command(name = "ordo", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect, verify and dump journals.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+    /// Benchmarks that print throughput and latency percentiles.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// Check every header, record, checksum and the chain of segments; report every problem
+    /// with file and byte offset. Exit status 0 if clean, 1 if damaged, 2 if unreadable.
+    Verify {
+        /// Journal directory.
+        dir: PathBuf,
+    },
+    /// Summarise a journal: segments, sequence and time range, record kinds, positions.
+    Inspect {
+        /// Journal directory.
+        dir: PathBuf,
+    },
+    /// Print records, one per line.
+    Dump {
+        /// Journal directory.
+        dir: PathBuf,
+        /// First sequence number to print.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Last sequence number to print (default: the end).
+        #[arg(long)]
+        to: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = journal_cmd::DumpFormat::Text)]
+        format: journal_cmd::DumpFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Append throughput and latency per durability policy, then the replay rate.
+    Journal(bench::journal::JournalBenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Journal(JournalCommand::Verify { dir }) => journal_cmd::verify(&dir),
+        Command::Journal(JournalCommand::Inspect { dir }) => journal_cmd::inspect(&dir),
+        Command::Journal(JournalCommand::Dump {
+            dir,
+            from,
+            to,
+            format,
+        }) => journal_cmd::dump(&dir, from, to, format),
+        Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args),
+    }
+}
