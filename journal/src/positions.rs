@@ -153,7 +153,7 @@ impl Positions {
             Map::Writable(m) => m.as_ptr(),
             Map::ReadOnly(m) => m.as_ptr(),
         };
-        debug_assert!(offset + 8 <= POSITIONS_BYTES && offset % 8 == 0);
+        debug_assert!(offset + 8 <= POSITIONS_BYTES && offset.is_multiple_of(8));
         // SAFETY: the mapping is page aligned and POSITIONS_BYTES long, so base+offset is 8-byte
         // aligned and in bounds, and lives as long as `self`. All accesses to these words, from
         // any process, are atomic. A read-only mapping is only ever loaded from.

@@ -30,6 +30,7 @@ pub enum ReadLimit {
 
 struct MappedSegment {
     path: PathBuf,
+    first_seq: u64,
     map: Mmap,
 }
 
@@ -157,7 +158,7 @@ impl JournalReader {
     /// Maps `segment` and positions the reader at its first record. `chain` is the crc the
     /// header must carry (the last record read), if known.
     fn map_segment(&mut self, segment: &SegmentFile, chain: Option<u32>) -> Result<()> {
-        let map = map_file(&segment.path)?.unwrap_or_else(|| empty_map());
+        let map = map_file(&segment.path)?.unwrap_or_else(empty_map);
         let header = SegmentHeader::decode(&segment.path, &map)?;
         check_name(segment, &header)?;
         if let Some(crc) = chain
@@ -171,6 +172,7 @@ impl JournalReader {
         }
         self.segment = Some(MappedSegment {
             path: segment.path.clone(),
+            first_seq: segment.first_seq,
             map,
         });
         self.offset = SEGMENT_HEADER_BYTES;
@@ -237,7 +239,7 @@ impl JournalReader {
             let Some(segment) = &self.segment else {
                 // Positioned before any segment existed (an empty journal).
                 if !self.advance_segment()? {
-                    return self.missing_segment(limit);
+                    return self.end_of_data(limit);
                 }
                 continue;
             };
@@ -258,10 +260,27 @@ impl JournalReader {
                     return Ok(Some(start));
                 }
                 FrameCheck::End => {
-                    // The end of this segment's data. A live reader knows the record exists
-                    // (next_seq <= limit), so it is in the next segment.
-                    if !self.advance_segment()? {
-                        return self.missing_segment(limit);
+                    if self.positions.is_none()
+                        && segment
+                            .map
+                            .get(self.offset..)
+                            .is_some_and(|rest| rest.iter().any(|&b| b != 0))
+                    {
+                        // Offline, nothing vouches for what follows: a zero length followed by
+                        // data is damage (or a torn tail not yet recovered), never a clean end.
+                        return Err(JournalError::Corrupt {
+                            path: segment.path.clone(),
+                            offset: self.offset as u64,
+                            reason: "zero frame length followed by non-zero bytes (damage, or a torn tail \
+                                     that the writer truncates when it next opens the journal)"
+                                .into(),
+                        });
+                    }
+                    // The end of this segment's data: the next record, if any, starts the next
+                    // segment (which cannot be this one again).
+                    let at_segment_start = self.next_seq == segment.first_seq;
+                    if at_segment_start || !self.advance_segment()? {
+                        return self.end_of_data(limit);
                     }
                 }
                 FrameCheck::Invalid(defect) => {
@@ -275,17 +294,32 @@ impl JournalReader {
         }
     }
 
-    fn missing_segment(&self, limit: u64) -> Result<Option<usize>> {
-        if self.positions.is_none() || limit == u64::MAX {
+    /// No further record where the next one should be: the end of the journal, unless a live
+    /// writer published it (then its segment is missing) or later segments exist (a gap).
+    fn end_of_data(&self, limit: u64) -> Result<Option<usize>> {
+        if self.positions.is_some() {
+            if self.next_seq <= limit {
+                return Err(JournalError::SequenceGap {
+                    path: self.dir.join(segment_file_name(self.next_seq)),
+                    offset: 0,
+                    expected: self.next_seq,
+                    found: 0,
+                });
+            }
             return Ok(None);
         }
-        // Published but not found: the segment holding it is missing.
-        Err(JournalError::SequenceGap {
-            path: self.dir.join(segment_file_name(self.next_seq)),
-            offset: 0,
-            expected: self.next_seq,
-            found: 0,
-        })
+        if let Some(later) = list_segments(&self.dir)?
+            .into_iter()
+            .find(|s| s.first_seq > self.next_seq)
+        {
+            return Err(JournalError::SequenceGap {
+                path: later.path,
+                offset: 24,
+                expected: self.next_seq,
+                found: later.first_seq,
+            });
+        }
+        Ok(None)
     }
 }
 

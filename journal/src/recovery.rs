@@ -25,8 +25,8 @@ pub struct RecoveryReport {
     pub last_seq: u64,
     /// A torn tail that was truncated: the segment, the offset and the byte count.
     pub torn_tail: Option<(PathBuf, TornTail)>,
-    /// Files removed: temporaries of an interrupted segment creation, a last segment that never
-    /// got a header, the index of the segment that is active again.
+    /// Files removed: temporaries of an interrupted segment creation, a blank (all-zero) last
+    /// segment, the index of the segment that is active again.
     pub removed_files: Vec<PathBuf>,
     /// Indexes rebuilt because they were missing or damaged.
     pub rebuilt_indexes: Vec<PathBuf>,
@@ -86,13 +86,14 @@ pub(crate) fn map_file(path: &std::path::Path) -> Result<Option<Mmap>> {
     Ok(Some(map))
 }
 
-/// A last segment that holds no header cannot hold records: what a crash during creation leaves
-/// on a file system that lost the temporary file's contents but kept the rename.
-fn is_headerless(path: &std::path::Path) -> Result<bool> {
+/// A last segment that is all zeros (or empty) holds neither a header nor records: what a crash
+/// during creation leaves on a file system that kept the rename but lost the contents. Anything
+/// else without a valid header is an error, never removed.
+fn is_blank(path: &std::path::Path) -> Result<bool> {
     let Some(map) = map_file(path)? else {
         return Ok(true);
     };
-    Ok(map.len() < SEGMENT_HEADER_BYTES || map.iter().all(|&b| b == 0))
+    Ok(map.iter().all(|&b| b == 0))
 }
 
 fn first_error(problems: Vec<JournalError>) -> Result<()> {
@@ -208,7 +209,7 @@ pub(crate) fn recover(config: &JournalConfig) -> Result<Recovered> {
     };
     let mut segments = list_segments(&config.dir)?;
     while let Some(last) = segments.last() {
-        if !is_headerless(&last.path)? {
+        if !is_blank(&last.path)? {
             break;
         }
         fs::remove_file(&last.path).map_err(|e| JournalError::io("remove", &last.path, e))?;

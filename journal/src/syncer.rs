@@ -156,10 +156,11 @@ impl SyncShared {
         // fence our load of `sleeping` could pass our store of `written`, and both sides would
         // miss each other until the park timeout.
         std::sync::atomic::fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
-            if let Some(t) = lock(&self.thread).as_ref() {
-                t.unpark();
-            }
+        if self.sleeping.load(Ordering::Relaxed)
+            && self.sleeping.swap(false, Ordering::AcqRel)
+            && let Some(t) = lock(&self.thread).as_ref()
+        {
+            t.unpark();
         }
     }
 }

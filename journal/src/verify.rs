@@ -193,18 +193,18 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         });
     }
 
-    if let (Some(p), None) = (&positions, report.live_limit) {
-        if p.written() > report.last_seq {
-            report.problems.push(JournalError::Corrupt {
-                path: p.path().to_path_buf(),
-                offset: 64,
-                reason: format!(
-                    "positions file says records up to {} were written, the segments hold up to {}",
-                    p.written(),
-                    report.last_seq
-                ),
-            });
-        }
+    if let (Some(p), None) = (&positions, report.live_limit)
+        && p.written() > report.last_seq
+    {
+        report.problems.push(JournalError::Corrupt {
+            path: p.path().to_path_buf(),
+            offset: 64,
+            reason: format!(
+                "positions file says records up to {} were written, the segments hold up to {}",
+                p.written(),
+                report.last_seq
+            ),
+        });
     }
     Ok(report)
 }
