@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use memmap2::{MmapMut, MmapOptions};
@@ -21,7 +22,9 @@ use crate::lock::DirLock;
 use crate::positions::Positions;
 use crate::recovery::{Recovered, RecoveryReport, recover};
 use crate::scan::{ScanExpect, scan_segment};
-use crate::segment::{SegmentHeader, create_segment, list_segments, preallocate, sync_dir};
+use crate::segment::{
+    SegmentHeader, create_segment, install_segment, list_segments, preallocate, prepare_spare, sync_dir,
+};
 use crate::syncer::{SyncShared, Syncer};
 
 /// Bytes pre-faulted for writing ahead of the write offset, per `madvise` call.
@@ -120,6 +123,8 @@ pub struct JournalWriter {
     last_timestamp_ns: u64,
     report: RecoveryReport,
     scratch: rkyv::util::AlignedVec,
+    /// The next segment's file, being prepared on a helper thread (see [`prepare_spare`]).
+    spare: Option<JoinHandle<Result<PathBuf>>>,
     closed: bool,
 }
 
@@ -180,9 +185,11 @@ impl JournalWriter {
             last_timestamp_ns: 0,
             report: RecoveryReport::default(),
             scratch: rkyv::util::AlignedVec::new(),
+            spare: None,
             closed: false,
         };
         writer.install(recovered)?;
+        writer.prepare_next_segment();
         Ok(writer)
     }
 
@@ -395,8 +402,17 @@ impl JournalWriter {
             prev_last_crc: self.last_crc,
         };
         // Not synced here: the syncer fsyncs the new file and the directory before it declares
-        // any record in it durable.
-        let (_, path) = create_segment(&self.config.dir, &header, false)?;
+        // any record in it durable. The spare is normally ready (it took a fraction of the time
+        // the segment took to fill); if its preparation failed, create the segment here.
+        let spare = self.spare.take().map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(JournalError::Config("spare segment thread panicked".into())))
+        });
+        let (_, path) = match spare {
+            Some(Ok(prepared)) => install_segment(&self.config.dir, &prepared, &header, false)?,
+            _ => create_segment(&self.config.dir, &header, false)?,
+        };
+        self.prepare_next_segment();
         let next = ActiveSegment::open(
             &self.config,
             path,
@@ -409,6 +425,25 @@ impl JournalWriter {
                 .rolled(Arc::clone(&sealed.file), Arc::clone(&self.active.file));
         }
         Ok(())
+    }
+
+    /// Starts preparing the file of the next segment on a helper thread.
+    fn prepare_next_segment(&mut self) {
+        debug_assert!(self.spare.is_none());
+        let dir = self.config.dir.clone();
+        let segment_bytes = self.config.segment_bytes;
+        self.spare = std::thread::Builder::new()
+            .name("journal-spare".into())
+            .spawn(move || prepare_spare(&dir, segment_bytes))
+            .ok();
+    }
+
+    /// Waits for the spare segment's preparation and discards the result (before recovery,
+    /// which removes temporaries, may run again).
+    fn join_spare(&mut self) {
+        if let Some(handle) = self.spare.take() {
+            let _ = handle.join();
+        }
     }
 
     /// Publishes, then makes everything written durable now, whatever the policy; returns the
@@ -538,12 +573,14 @@ impl JournalWriter {
             .map_err(|e| JournalError::io("fsync", &target.path, e))?;
         sync_dir(&dir)?;
 
+        self.join_spare();
         let recovered = recover(&self.config)?;
         assert_eq!(recovered.next_seq, after_seq + 1, "truncation postcondition");
         // Publishes written = durable = after_seq: all of it was synced above.
         self.install(recovered)?;
         self.positions.bump_epoch();
         self.sync.reset_active(Arc::clone(&self.active.file));
+        self.prepare_next_segment();
         Ok(())
     }
 
@@ -560,6 +597,7 @@ impl JournalWriter {
             syncer.stop();
         }
         let result = self.sync();
+        self.join_spare();
         self.closed = true;
         result
     }
@@ -570,6 +608,7 @@ impl Drop for JournalWriter {
         if self.closed {
             return;
         }
+        self.join_spare();
         self.publish();
         if let Some(mut syncer) = self.syncer.take() {
             syncer.stop();

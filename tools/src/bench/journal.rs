@@ -4,9 +4,13 @@
 //! Every case appends to the same journal (in `--dir`, or a temporary directory on the same
 //! file system as the current directory), so the directory holds one valid journal afterwards.
 //! Each case runs two passes of `--records` appends after a warm-up: one untimed per append
-//! (throughput), one timing every append (latency). Under `batch` and `interval`, throughput
-//! counts until the last record is durable, and a second histogram gives the time from append
-//! to durable, sampled by a watcher thread every ~20 us.
+//! (throughput, as fast as possible), one timing every append (latency). With `--rate` the
+//! latency pass is open-loop: record i is due at start + i/rate, and its latency is counted from
+//! when it was due (coordinated omission corrected), so a stall shows up in every record that
+//! waited behind it. Under `batch` and `interval`, throughput counts until the last record is
+//! durable, and a second histogram gives the time from append (or due time) to durable, sampled
+//! by a watcher thread every ~20 us. Without `--rate` that histogram measures a queue that grows
+//! without bound (the writer outruns the disk), not a latency: use `--rate` for it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,6 +40,9 @@ pub struct JournalBenchArgs {
     /// Segment size in MiB.
     #[arg(long, default_value_t = 64)]
     pub segment_mib: u64,
+    /// Appends per second in the latency pass (open loop); 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
 }
 
 /// Kind used for benchmark records.
@@ -198,9 +205,24 @@ fn bench_case(dir: &Path, args: &JournalBenchArgs, case: &Case) -> Result<(), St
             hist
         })
     });
+    let interval_ns = if args.rate > 0 {
+        1_000_000_000 / args.rate
+    } else {
+        0
+    };
+    let pass_start = Instant::now();
     for i in 0..args.records {
         ts += 1;
-        let t0 = Instant::now();
+        let t0 = if interval_ns > 0 {
+            // Open loop: wait for the due time, and count latency from it.
+            let due = pass_start + Duration::from_nanos(i * interval_ns);
+            while Instant::now() < due {
+                std::hint::spin_loop();
+            }
+            due
+        } else {
+            Instant::now()
+        };
         if fsyncs {
             append_at_ns[i as usize].store(t0.duration_since(epoch).as_nanos() as u64, Ordering::Relaxed);
         }
@@ -210,6 +232,7 @@ fn bench_case(dir: &Path, args: &JournalBenchArgs, case: &Case) -> Result<(), St
         hist.record(t0.elapsed().as_nanos().max(1) as u64)
             .expect("in range");
     }
+    let pass_rate = args.records as f64 / pass_start.elapsed().as_secs_f64();
     let wait_result = wait(&writer, last);
     stop.store(true, Ordering::Relaxed);
     let durable_hist = watcher.map(|w| w.join().expect("watcher thread"));
@@ -217,18 +240,23 @@ fn bench_case(dir: &Path, args: &JournalBenchArgs, case: &Case) -> Result<(), St
     writer.close().map_err(|e| e.to_string())?;
 
     println!(
-        "append  payload {:>4} B  durability {:<13} {:>10.0} appends/s {:>7.1} MB/s  latency {}",
+        "append  payload {:>4} B  durability {:<13} {:>10.0} appends/s {:>7.1} MB/s",
         case.payload_bytes,
         case.durability.to_string(),
         rate,
         rate * frame_bytes / 1e6,
+    );
+    let pacing = if interval_ns > 0 {
+        format!("open loop at {}/s", args.rate)
+    } else {
+        "closed loop".to_string()
+    };
+    println!(
+        "        append latency ({pacing}, {pass_rate:.0}/s achieved): {}",
         percentiles_us(&hist)
     );
     if let Some(h) = durable_hist {
-        println!(
-            "        append -> durable                              latency {}",
-            percentiles_us(&h)
-        );
+        println!("        append -> durable ({pacing}): {}", percentiles_us(&h));
     }
     Ok(())
 }
