@@ -210,11 +210,7 @@ fn bench_case(dir: &Path, args: &JournalBenchArgs, case: &Case) -> Result<(), St
             hist
         })
     });
-    let interval_ns = if args.rate > 0 {
-        1_000_000_000 / args.rate
-    } else {
-        0
-    };
+    let interval_ns = 1_000_000_000u64.checked_div(args.rate).unwrap_or(0);
     let pass_start = Instant::now();
     for i in 0..args.records {
         ts += 1;
