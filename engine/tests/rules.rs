@@ -241,7 +241,8 @@ fn day_orders_end_with_the_trading_day() {
 #[test]
 fn self_trade_prevention_modes() {
     // (mode, expected cancels, expected fills with the other account)
-    let cases: [(StpMode, Vec<(&str, CancelReason, u64)>, usize); 4] = [
+    type Case = (StpMode, Vec<(&'static str, CancelReason, u64)>, usize);
+    let cases: [Case; 4] = [
         (
             StpMode::CancelResting,
             vec![("own", CancelReason::SelfTrade, 5)],
