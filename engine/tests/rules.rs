@@ -815,3 +815,35 @@ fn snapshot_restore_and_damaged_snapshots() {
         assert_ne!(e.state_hash(), h.engine.state_hash());
     }
 }
+
+#[test]
+fn circuit_breaker_window_boundaries() {
+    let setup = || {
+        let mut h = Harness::new();
+        let mut s = spec(AAA, "AAA");
+        s.collar_bps = 0;
+        s.breaker_bps = 100; // 1%
+        s.breaker_window_ns = 1_000;
+        s.breaker_halt_ns = 1_000;
+        h.admin(Admin::UpsertInstrument(s));
+        // The first trade check opens a window anchored at the reference, 100.00.
+        h.run(limit(0, 0, "s1", Sell, 1, 10_100).cmd());
+        h.run(limit(0, 0, "s2", Sell, 1, 10_201).cmd());
+        let t0 = h.now + 10;
+        assert_eq!(
+            fills(&h.at(t0, limit(1, 1, "b1", Buy, 1, 10_100).cmd())).len(),
+            1,
+            "exactly 1% is inside"
+        );
+        (h, t0)
+    };
+    // 1 ns before the window ends the anchor is still 100.00: 102.01 trips the breaker.
+    let (mut h, t0) = setup();
+    let out = h.at(t0 + 999, limit(1, 1, "b2", Buy, 1, 10_201).cmd());
+    assert!(fills(&out).is_empty() && out.iter().any(|o| matches!(o, Output::Halted { .. })));
+    // At exactly the window's end a new window starts, anchored at the last trade, 101.00:
+    // 102.01 is within 1% of it.
+    let (mut h, t0) = setup();
+    let out = h.at(t0 + 1_000, limit(1, 1, "b2", Buy, 1, 10_201).cmd());
+    assert_eq!(fills(&out).len(), 1);
+}
