@@ -26,6 +26,7 @@ mod slot_table;
 mod snapshot;
 mod state_hash;
 pub mod types;
+pub mod workload;
 
 pub use command::{
     AccountLimits, Admin, Cancel, CancelReplace, Command, InstrumentSpec, MassCancel, NewOrder, OrderRef,
