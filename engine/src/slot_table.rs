@@ -7,11 +7,19 @@
 
 const EMPTY: u32 = u32::MAX;
 
+/// One bucket: the hash and the slot side by side, so a probe touches one cache line.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    hash: u64,
+    slot: u32,
+}
+
+const VACANT: Entry = Entry { hash: 0, slot: EMPTY };
+
 /// Linear probing with backward-shift deletion (no tombstones, so probe lengths stay short).
 #[derive(Debug, Clone)]
 pub struct SlotTable {
-    hashes: Vec<u64>,
-    slots: Vec<u32>,
+    entries: Vec<Entry>,
     mask: usize,
     len: usize,
 }
@@ -43,8 +51,7 @@ impl SlotTable {
     pub fn new(max_entries: usize) -> Self {
         let capacity = (max_entries.max(8) * 2).next_power_of_two();
         SlotTable {
-            hashes: vec![0; capacity],
-            slots: vec![EMPTY; capacity],
+            entries: vec![VACANT; capacity],
             mask: capacity - 1,
             len: 0,
         }
@@ -61,12 +68,12 @@ impl SlotTable {
     pub fn find(&self, hash: u64, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
         let mut i = hash as usize & self.mask;
         loop {
-            let slot = self.slots[i];
-            if slot == EMPTY {
+            let e = self.entries[i];
+            if e.slot == EMPTY {
                 return None;
             }
-            if self.hashes[i] == hash && is_key(slot) {
-                return Some(slot);
+            if e.hash == hash && is_key(e.slot) {
+                return Some(e.slot);
             }
             i = (i + 1) & self.mask;
         }
@@ -76,16 +83,15 @@ impl SlotTable {
     #[inline]
     pub fn insert(&mut self, hash: u64, slot: u32) {
         assert!(
-            self.len < self.hashes.len() / 2,
+            self.len < self.entries.len() / 2,
             "slot table over its stated capacity"
         );
         debug_assert_ne!(slot, EMPTY);
         let mut i = hash as usize & self.mask;
-        while self.slots[i] != EMPTY {
+        while self.entries[i].slot != EMPTY {
             i = (i + 1) & self.mask;
         }
-        self.hashes[i] = hash;
-        self.slots[i] = slot;
+        self.entries[i] = Entry { hash, slot };
         self.len += 1;
     }
 
@@ -94,10 +100,11 @@ impl SlotTable {
     pub fn remove(&mut self, hash: u64, slot: u32) -> bool {
         let mut i = hash as usize & self.mask;
         loop {
-            if self.slots[i] == EMPTY {
+            let e = self.entries[i];
+            if e.slot == EMPTY {
                 return false;
             }
-            if self.slots[i] == slot && self.hashes[i] == hash {
+            if e.slot == slot && e.hash == hash {
                 break;
             }
             i = (i + 1) & self.mask;
@@ -106,8 +113,8 @@ impl SlotTable {
         // allows it.
         let mut hole = i;
         let mut j = (i + 1) & self.mask;
-        while self.slots[j] != EMPTY {
-            let home = self.hashes[j] as usize & self.mask;
+        while self.entries[j].slot != EMPTY {
+            let home = self.entries[j].hash as usize & self.mask;
             // Entry j may fill the hole if its home is not in the cyclic range (hole, j].
             let between = if hole <= j {
                 hole < home && home <= j
@@ -115,14 +122,12 @@ impl SlotTable {
                 hole < home || home <= j
             };
             if !between {
-                self.hashes[hole] = self.hashes[j];
-                self.slots[hole] = self.slots[j];
+                self.entries[hole] = self.entries[j];
                 hole = j;
             }
             j = (j + 1) & self.mask;
         }
-        self.slots[hole] = EMPTY;
-        self.hashes[hole] = 0;
+        self.entries[hole] = VACANT;
         self.len -= 1;
         true
     }

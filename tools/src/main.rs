@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocator;
+
+mod alloc_count;
 mod bench;
 mod journal_cmd;
 mod time_fmt;
@@ -60,6 +64,8 @@ enum JournalCommand {
 enum BenchCommand {
     /// Append throughput and latency per durability policy, then the replay rate.
     Journal(bench::journal::JournalBenchArgs),
+    /// The matching and risk engine on a seeded exchange-core-like workload, and orderbook-rs.
+    Engine(bench::engine::EngineBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,5 +80,6 @@ fn main() -> ExitCode {
             format,
         }) => journal_cmd::dump(&dir, from, to, format),
         Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args),
+        Command::Bench(BenchCommand::Engine(args)) => bench::engine::run(&args),
     }
 }

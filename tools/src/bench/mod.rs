@@ -1,5 +1,6 @@
 //! `ordo bench ...`: benchmarks that print throughput and hdrhistogram percentiles.
 
+pub mod engine;
 pub mod journal;
 
 use hdrhistogram::Histogram;
