@@ -1,4 +1,4 @@
-//! The `ordo journal ...` and `ordo bench journal` commands, run as a user would.
+//! The `ordo` commands (journal tools, benchmarks), run as a user would.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -218,4 +218,19 @@ fn tail_a_journal_written_by_another_process() {
     assert!(child.wait().unwrap().success());
     assert!(reader.next().unwrap().is_none());
     eprintln!("reader caught up with the writer {caught_up} times");
+}
+
+#[test]
+fn bench_engine_prints_the_same_hash_for_the_same_seed() {
+    let hash_of = |seed: &str| {
+        let out = ordo(&[
+            "bench", "engine", "--seed", seed, "--instruments", "2", "--commands", "20000", "--resting", "100", "--no-baseline",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains("M ops/s") && stdout.contains("p99.99") && stdout.contains("allocations 0 "), "{stdout}");
+        stdout.lines().find_map(|l| l.split("final state hash ").nth(1).map(str::to_owned)).expect("hash line")
+    };
+    assert_eq!(hash_of("5"), hash_of("5"));
+    assert_ne!(hash_of("5"), hash_of("6"));
 }
