@@ -103,6 +103,11 @@ pub struct InstrumentSpec {
     pub id: InstrumentId,
     /// Symbol.
     pub symbol: Symbol,
+    /// Size of one price tick in nano-units of the quote currency (0.01 -> 10_000_000): the
+    /// gateway converts decimal prices with it; the engine only sees ticks.
+    pub tick_size_nanos: u64,
+    /// Size of one lot in units of the instrument (quantities are in lots).
+    pub lot_size: u64,
     /// Lowest price accepted, in ticks (> 0).
     pub min_price: i64,
     /// Highest price accepted, in ticks; `max_price - min_price < max_ladder_ticks`.

@@ -50,6 +50,8 @@ impl Engine {
             let s = &inst.spec;
             h.u32(s.id);
             h.bytes(s.symbol.as_bytes());
+            h.u64(s.tick_size_nanos);
+            h.u64(s.lot_size);
             h.i64(s.min_price);
             h.i64(s.max_price);
             h.u32(s.collar_bps);

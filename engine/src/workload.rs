@@ -365,6 +365,8 @@ pub fn generate(spec: &WorkloadSpec) -> Workload {
         setup.push(g.apply(Command::Admin(Admin::UpsertInstrument(InstrumentSpec {
             id,
             symbol: Symbol::from_text(&format!("S{id}")).expect("short"),
+            tick_size_nanos: 10_000_000,
+            lot_size: 1,
             min_price: MID - 10_000 + 1,
             max_price: MID + 10_000,
             collar_bps: 1_000,

@@ -30,6 +30,8 @@ fn setup() -> Vec<Command> {
     let spec = |id, sym: &str, min_price, max_price, collar_bps, breaker_bps| InstrumentSpec {
         id,
         symbol: Symbol::from_text(sym).unwrap(),
+        tick_size_nanos: 10_000_000,
+        lot_size: 1,
         min_price,
         max_price,
         collar_bps,
@@ -162,6 +164,8 @@ fn other() -> impl Strategy<Value = Raw> {
             Command::Admin(Admin::UpsertInstrument(InstrumentSpec {
                 id,
                 symbol: Symbol::from_text("UPD").unwrap(),
+                tick_size_nanos: 10_000_000,
+                lot_size: if collar_bps == 0 { 0 } else { 100 },
                 min_price,
                 max_price: 10_100,
                 collar_bps,

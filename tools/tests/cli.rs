@@ -224,12 +224,28 @@ fn tail_a_journal_written_by_another_process() {
 fn bench_engine_prints_the_same_hash_for_the_same_seed() {
     let hash_of = |seed: &str| {
         let out = ordo(&[
-            "bench", "engine", "--seed", seed, "--instruments", "2", "--commands", "20000", "--resting", "100", "--no-baseline",
+            "bench",
+            "engine",
+            "--seed",
+            seed,
+            "--instruments",
+            "2",
+            "--commands",
+            "20000",
+            "--resting",
+            "100",
+            "--no-baseline",
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let stdout = text(&out.stdout);
-        assert!(stdout.contains("M ops/s") && stdout.contains("p99.99") && stdout.contains("allocations 0 "), "{stdout}");
-        stdout.lines().find_map(|l| l.split("final state hash ").nth(1).map(str::to_owned)).expect("hash line")
+        assert!(
+            stdout.contains("M ops/s") && stdout.contains("p99.99") && stdout.contains("allocations 0 "),
+            "{stdout}"
+        );
+        stdout
+            .lines()
+            .find_map(|l| l.split("final state hash ").nth(1).map(str::to_owned))
+            .expect("hash line")
     };
     assert_eq!(hash_of("5"), hash_of("5"));
     assert_ne!(hash_of("5"), hash_of("6"));

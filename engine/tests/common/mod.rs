@@ -16,6 +16,8 @@ pub fn spec(id: InstrumentId, symbol: &str) -> InstrumentSpec {
     InstrumentSpec {
         id,
         symbol: Symbol::from_text(symbol).unwrap(),
+        tick_size_nanos: 10_000_000,
+        lot_size: 1,
         min_price: 1,
         max_price: 100_000,
         collar_bps: 1_000,

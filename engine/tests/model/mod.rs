@@ -959,6 +959,8 @@ impl Model {
                 let width = i128::from(spec.max_price) - i128::from(spec.min_price) + 1;
                 let valid = spec.id < self.config.max_instruments
                     && !spec.symbol.is_empty()
+                    && spec.tick_size_nanos > 0
+                    && spec.lot_size > 0
                     && spec.min_price > 0
                     && width >= 1
                     && width <= i128::from(self.config.max_ladder_ticks)
