@@ -1,3 +1,9 @@
-//! The sequencer node: FIX 4.4 gateway, timestamps, sequencing (issue 4).
-//!
-//! Not written yet; see `docs/ARCHITECTURE.md` for its place in the data flow.
+//! The ordo node: a FIX 4.4 acceptor that stamps and sequences every input into the journal
+//! before the engine sees it, and turns the engine's outputs into ExecutionReports released
+//! only once their input is durable.
+
+pub mod config;
+pub mod fix;
+pub mod gateway;
+pub mod echo;
+pub mod node;

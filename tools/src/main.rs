@@ -11,6 +11,7 @@ static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocato
 mod alloc_count;
 mod bench;
 mod journal_cmd;
+mod node_cmd;
 mod time_fmt;
 
 /// ordo: a replicated, event-sourced trading sequencer.
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node: FIX acceptor, sequencer, engine.
+    Node(node_cmd::NodeArgs),
     /// Inspect, verify and dump journals.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -71,6 +74,7 @@ enum BenchCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Node(args) => node_cmd::run(&args),
         Command::Journal(JournalCommand::Verify { dir }) => journal_cmd::verify(&dir),
         Command::Journal(JournalCommand::Inspect { dir }) => journal_cmd::inspect(&dir),
         Command::Journal(JournalCommand::Dump {

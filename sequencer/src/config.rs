@@ -1,0 +1,220 @@
+//! Node configuration: a TOML file, or the embedded defaults (`ordo node` with no file).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The embedded default configuration: FIX on 127.0.0.1:9878, sessions CLIENT1..CLIENT8 (our
+/// CompID ORDO), each trading account ACCn only, password `demo`; instruments AAA, BBB, CCC,
+/// DDD with tick 0.01 and reference price 100.00; a market-data feed session FEED.
+pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
+
+/// What a session is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    /// Order entry (D, F, G, q, H).
+    #[default]
+    Orders,
+    /// A market-data feed (W, X) that updates reference prices.
+    MarketData,
+}
+
+/// One FIX session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Our CompID (the client's TargetCompID).
+    pub sender_comp_id: String,
+    /// The client's CompID.
+    pub target_comp_id: String,
+    /// Logon Username (553), checked with `password` when set.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Logon Password (554).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Accounts the session may trade (Account, tag 1); the first is the default.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Reset sequence numbers at every logon.
+    #[serde(default)]
+    pub reset_on_logon: bool,
+    /// Cancel the session's resting orders when it disconnects.
+    #[serde(default)]
+    pub cancel_on_disconnect: bool,
+    /// Order-entry messages per second (0 = no throttle), counted on event time by the engine.
+    #[serde(default)]
+    pub throttle_per_second: u32,
+    /// Accepted HeartBtInt range, seconds.
+    #[serde(default = "default_heartbeat_min")]
+    pub heartbeat_min_s: u64,
+    /// See `heartbeat_min_s`.
+    #[serde(default = "default_heartbeat_max")]
+    pub heartbeat_max_s: u64,
+    /// Orders or market data.
+    #[serde(default)]
+    pub kind: SessionKind,
+}
+
+fn default_heartbeat_min() -> u64 {
+    1
+}
+fn default_heartbeat_max() -> u64 {
+    3600
+}
+
+/// One instrument.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentSettings {
+    /// Symbol (FIX 55).
+    pub symbol: String,
+    /// Tick size as a decimal, e.g. "0.01".
+    pub tick: String,
+    /// Initial reference price as a decimal.
+    pub reference: String,
+    /// Lowest and highest price accepted, as decimals.
+    #[serde(default = "default_min_price")]
+    pub min_price: String,
+    /// See `min_price`.
+    #[serde(default = "default_max_price")]
+    pub max_price: String,
+    /// Collar around the reference, basis points.
+    #[serde(default = "default_collar")]
+    pub collar_bps: u32,
+    /// Circuit breaker band, basis points (0 = none).
+    #[serde(default)]
+    pub breaker_bps: u32,
+    /// Circuit breaker window, seconds.
+    #[serde(default = "default_breaker_window")]
+    pub breaker_window_s: u64,
+    /// Circuit breaker halt, seconds.
+    #[serde(default = "default_breaker_halt")]
+    pub breaker_halt_s: u64,
+}
+
+fn default_min_price() -> String {
+    "0.01".into()
+}
+fn default_max_price() -> String {
+    "10000.00".into()
+}
+fn default_collar() -> u32 {
+    1_000
+}
+fn default_breaker_window() -> u64 {
+    60
+}
+fn default_breaker_halt() -> u64 {
+    30
+}
+
+/// The node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// FIX listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Data directory (journal, session stores, admin socket).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Most connections at once (more are refused at accept).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a connection may take to log on.
+    #[serde(default = "default_logon_timeout")]
+    pub logon_timeout_s: u64,
+    /// Largest FIX message accepted, bytes (a larger frame closes the connection).
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Messages queued for one session's socket before it is disconnected as too slow.
+    #[serde(default = "default_outbound_bound")]
+    pub outbound_queue: usize,
+    /// Journal durability: none, batch, interval or interval:<us>.
+    #[serde(default = "default_durability")]
+    pub durability: String,
+    /// Clock: "system", "ptp:/dev/ptpN" or "test".
+    #[serde(default = "default_clock")]
+    pub clock: String,
+    /// Idle strategy of the sequencer and engine threads: spin, yield or backoff.
+    #[serde(default = "default_idle")]
+    pub idle: String,
+    /// Milliseconds between idle Tick events (time rules fire on time).
+    #[serde(default = "default_tick")]
+    pub tick_ms: u64,
+    /// Sessions.
+    #[serde(default, rename = "session")]
+    pub sessions: Vec<SessionSettings>,
+    /// Instruments.
+    #[serde(default, rename = "instrument")]
+    pub instruments: Vec<InstrumentSettings>,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:9878".parse().expect("valid address")
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("ordo-data")
+}
+fn default_max_connections() -> usize {
+    64
+}
+fn default_logon_timeout() -> u64 {
+    10
+}
+fn default_max_message() -> usize {
+    8 * 1024
+}
+fn default_outbound_bound() -> usize {
+    100_000
+}
+fn default_durability() -> String {
+    "none".into()
+}
+fn default_clock() -> String {
+    "system".into()
+}
+fn default_idle() -> String {
+    "backoff".into()
+}
+fn default_tick() -> u64 {
+    100
+}
+
+impl NodeConfig {
+    /// Parses a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let cfg: NodeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The embedded defaults.
+    pub fn embedded() -> Self {
+        Self::from_toml(DEFAULT_CONFIG).expect("the embedded configuration is valid")
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sessions.is_empty() {
+            return Err("no [[session]] configured".into());
+        }
+        for (i, a) in self.sessions.iter().enumerate() {
+            for b in &self.sessions[i + 1..] {
+                if a.sender_comp_id == b.sender_comp_id && a.target_comp_id == b.target_comp_id {
+                    return Err(format!("session {}/{} configured twice", a.sender_comp_id, a.target_comp_id));
+                }
+            }
+            if a.username.is_some() != a.password.is_some() {
+                return Err(format!("session {}: username and password go together", a.target_comp_id));
+            }
+        }
+        if self.max_connections == 0 || self.max_message_bytes < 256 || self.outbound_queue == 0 {
+            return Err("max_connections, max_message_bytes (>= 256) and outbound_queue must be positive".into());
+        }
+        Ok(())
+    }
+}

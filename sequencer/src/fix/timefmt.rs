@@ -1,0 +1,139 @@
+//! FIX UTC timestamps: `YYYYMMDD-HH:MM:SS[.sss[sss[sss]]]`, as nanoseconds since the Unix epoch.
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0')))
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// Parses `YYYYMMDD` into days since the epoch.
+pub fn parse_date(b: &[u8]) -> Option<i64> {
+    if b.len() != 8 {
+        return None;
+    }
+    let y = i64::from(digits(&b[0..4])?);
+    let m = digits(&b[4..6])?;
+    let d = digits(&b[6..8])?;
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d))
+}
+
+/// Parses `HH:MM:SS[.fraction]` (fraction of 3, 6 or 9 digits) into ns after midnight.
+pub fn parse_time(b: &[u8]) -> Option<u64> {
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let h = digits(&b[0..2])?;
+    let m = digits(&b[3..5])?;
+    let s = digits(&b[6..8])?;
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let mut ns = (u64::from(h) * 3600 + u64::from(m) * 60 + u64::from(s)) * NS_PER_SEC;
+    if b.len() > 8 {
+        let frac = &b[9..];
+        if b[8] != b'.' || !matches!(frac.len(), 3 | 6 | 9) {
+            return None;
+        }
+        let f = u64::from(digits(frac)?);
+        ns += f * 10u64.pow(9 - frac.len() as u32);
+    }
+    Some(ns)
+}
+
+/// Parses a UTCTimestamp into ns since the epoch.
+pub fn parse_timestamp(b: &[u8]) -> Option<u64> {
+    if b.len() < 17 || b[8] != b'-' {
+        return None;
+    }
+    let days = parse_date(&b[..8])?;
+    let time = parse_time(&b[9..])?;
+    u64::try_from(days).ok().map(|d| d * 86_400 * NS_PER_SEC + time)
+}
+
+/// Writes `YYYYMMDD-HH:MM:SS` plus `precision` (0, 3, 6 or 9) fractional digits.
+pub fn write_timestamp(ns: u64, precision: u8, out: &mut Vec<u8>) {
+    let secs = ns / NS_PER_SEC;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let two = |v: u64, out: &mut Vec<u8>| {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    let year = y.clamp(0, 9999) as u64;
+    two(year / 100, out);
+    two(year % 100, out);
+    two(u64::from(m), out);
+    two(u64::from(d), out);
+    out.push(b'-');
+    two(rem / 3600, out);
+    out.push(b':');
+    two(rem % 3600 / 60, out);
+    out.push(b':');
+    two(rem % 60, out);
+    if precision > 0 {
+        out.push(b'.');
+        let frac = ns % NS_PER_SEC / 10u64.pow(9 - u32::from(precision));
+        let s = format!("{frac:0width$}", width = usize::from(precision));
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let t = parse_timestamp(b"20261124-21:27:24.123").unwrap();
+        assert_eq!(t, 1_795_555_644_123_000_000);
+        let mut out = Vec::new();
+        write_timestamp(t, 3, &mut out);
+        assert_eq!(out, b"20261124-21:27:24.123");
+        out.clear();
+        write_timestamp(t, 0, &mut out);
+        assert_eq!(out, b"20261124-21:27:24");
+        assert_eq!(parse_timestamp(b"20010101-00:00:00"), Some(978_307_200 * NS_PER_SEC));
+        assert!(parse_timestamp(b"20040415").is_none());
+        assert!(parse_timestamp(b"20041345-00:00:00").is_none());
+        assert!(parse_timestamp(b"20040101-00:00:00.12").is_none());
+        assert_eq!(parse_timestamp(b"20040101-00:00:00.123456789").unwrap() % NS_PER_SEC, 123_456_789);
+    }
+}

@@ -1,0 +1,256 @@
+//! Validation against the FIX 4.4 dictionary, in QuickFIX's order, so that the first problem
+//! found (and so the Reject sent) is the one QuickFIX would report: structure (a header field
+//! after the body), message type, required fields (header, then body, then group entries, each
+//! in tag order), then field by field (header, trailer, body, each in tag order): repeated tag,
+//! empty value, data format, enumerated value, unknown tag, tag not in this message, group count.
+
+use super::dictionary::{self, GroupDef, MessageDef};
+use super::fix44_data::HEADER_REQUIRED;
+use super::message::{Field, Message};
+
+/// SessionRejectReason (373) values.
+pub mod reason {
+    /// Invalid tag number.
+    pub const INVALID_TAG: u32 = 0;
+    /// Required tag missing.
+    pub const REQUIRED_MISSING: u32 = 1;
+    /// Tag not defined for this message type.
+    pub const NOT_IN_MESSAGE: u32 = 2;
+    /// Tag specified without a value.
+    pub const NO_VALUE: u32 = 4;
+    /// Value is incorrect (out of range) for this tag.
+    pub const BAD_VALUE: u32 = 5;
+    /// Incorrect data format for value.
+    pub const BAD_FORMAT: u32 = 6;
+    /// CompID problem.
+    pub const COMP_ID: u32 = 9;
+    /// SendingTime accuracy problem.
+    pub const SENDING_TIME: u32 = 10;
+    /// Invalid MsgType.
+    pub const INVALID_MSG_TYPE: u32 = 11;
+    /// Tag appears more than once.
+    pub const REPEATED: u32 = 13;
+    /// Tag specified out of required order.
+    pub const OUT_OF_ORDER: u32 = 14;
+    /// Incorrect NumInGroup count for repeating group.
+    pub const GROUP_COUNT: u32 = 16;
+
+    /// QuickFIX's Text (58) for a reason.
+    pub fn text(reason: u32) -> &'static str {
+        match reason {
+            INVALID_TAG => "Invalid tag number",
+            REQUIRED_MISSING => "Required tag missing",
+            NOT_IN_MESSAGE => "Tag not defined for this message type",
+            NO_VALUE => "Tag specified without a value",
+            BAD_VALUE => "Value is incorrect (out of range) for this tag",
+            BAD_FORMAT => "Incorrect data format for value",
+            COMP_ID => "CompID problem",
+            SENDING_TIME => "SendingTime accuracy problem",
+            INVALID_MSG_TYPE => "Invalid MsgType",
+            REPEATED => "Tag appears more than once",
+            OUT_OF_ORDER => "Tag specified out of required order",
+            GROUP_COUNT => "Incorrect NumInGroup count for repeating group",
+            _ => "Other",
+        }
+    }
+}
+
+/// A validation failure: the SessionRejectReason and the tag it concerns (RefTagID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalid {
+    /// SessionRejectReason.
+    pub reason: u32,
+    /// RefTagID, if the reason concerns one field.
+    pub tag: Option<i64>,
+}
+
+fn fail(reason: u32, tag: i64) -> Invalid {
+    Invalid { reason, tag: Some(tag) }
+}
+
+/// One group entry: indices of its fields, and its nested groups.
+#[derive(Debug, Default)]
+struct Entry {
+    fields: Vec<usize>,
+    groups: Vec<Group>,
+}
+
+/// A parsed group: the count field's index, its definition, its entries.
+#[derive(Debug)]
+struct Group {
+    count_field: usize,
+    def: &'static GroupDef,
+    entries: Vec<Entry>,
+}
+
+/// Reads a group starting after the count field at `fields[*i - 1]`; advances `*i`.
+fn parse_group(fields: &[Field], i: &mut usize, count_field: usize, def: &'static GroupDef, end: usize) -> Group {
+    let mut group = Group { count_field, def, entries: Vec::new() };
+    while *i < end {
+        let tag = fields[*i].tag;
+        let Ok(t) = u32::try_from(tag) else { break };
+        if t == def.delimiter {
+            group.entries.push(Entry::default());
+        } else if def.fields.binary_search(&t).is_err() || group.entries.is_empty() {
+            break;
+        }
+        let entry = group.entries.last_mut().expect("entry started by the delimiter");
+        entry.fields.push(*i);
+        *i += 1;
+        if let Some(nested) = def.groups.iter().find(|g| g.count == t) {
+            let count_field = *i - 1;
+            let g = parse_group(fields, i, count_field, nested, end);
+            group.entries.last_mut().expect("entry").groups.push(g);
+        }
+    }
+    group
+}
+
+/// Validates a parsed message whose envelope (8, 9, 35 ... 10, length, checksum) is correct.
+pub fn validate(msg: &Message<'_>) -> Result<(), Invalid> {
+    let fields = msg.fields;
+    let last = fields.len() - 1; // the checksum
+    // Structure: header, then body, then trailer.
+    let mut header: Vec<usize> = vec![0, 1, 2];
+    let mut body: Vec<usize> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut out_of_order: Option<i64> = None;
+    let def = dictionary::message(msg.msg_type());
+    let mut seen_body = false;
+    let mut i = 3;
+    while i < last {
+        let tag = fields[i].tag;
+        if dictionary::is_header(tag) {
+            if seen_body && out_of_order.is_none() {
+                out_of_order = Some(tag);
+            }
+            header.push(i);
+            i += 1;
+        } else if dictionary::is_trailer(tag) {
+            if out_of_order.is_none() {
+                out_of_order = Some(tag);
+            }
+            i += 1;
+        } else {
+            seen_body = true;
+            body.push(i);
+            i += 1;
+            let group_def = def.and_then(|d| u32::try_from(tag).ok().and_then(|t| d.groups.iter().find(|g| g.count == t)));
+            if let Some(g) = group_def {
+                let count_field = i - 1;
+                groups.push(parse_group(fields, &mut i, count_field, g, last));
+            }
+        }
+    }
+    if let Some(tag) = out_of_order {
+        return Err(fail(reason::OUT_OF_ORDER, tag));
+    }
+    let Some(def) = def else {
+        return Err(Invalid { reason: reason::INVALID_MSG_TYPE, tag: None });
+    };
+
+    // Required fields.
+    let has = |set: &[usize], tag: u32| set.iter().any(|&k| fields[k].tag == i64::from(tag));
+    let mut header_required: Vec<u32> = HEADER_REQUIRED.to_vec();
+    header_required.sort_unstable();
+    for &tag in &header_required {
+        if !has(&header, tag) {
+            return Err(fail(reason::REQUIRED_MISSING, i64::from(tag)));
+        }
+    }
+    for &tag in def.required {
+        if !has(&body, tag) {
+            return Err(fail(reason::REQUIRED_MISSING, i64::from(tag)));
+        }
+    }
+    check_group_required(fields, &groups)?;
+
+    // Field by field.
+    iterate(msg, &mut header, None)?;
+    iterate(msg, &mut body, Some((def, &groups)))?;
+    Ok(())
+}
+
+fn check_group_required(fields: &[Field], groups: &[Group]) -> Result<(), Invalid> {
+    for g in groups {
+        for e in &g.entries {
+            for &tag in g.def.required {
+                if !e.fields.iter().any(|&k| fields[k].tag == i64::from(tag)) {
+                    return Err(fail(reason::REQUIRED_MISSING, i64::from(tag)));
+                }
+            }
+            check_group_required(fields, &e.groups)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_field(msg: &Message<'_>, f: &Field) -> Result<(), Invalid> {
+    let value = msg.value(f);
+    if value.is_empty() {
+        return Err(fail(reason::NO_VALUE, f.tag));
+    }
+    match dictionary::field(f.tag) {
+        None => Err(fail(reason::INVALID_TAG, f.tag)),
+        Some(d) => {
+            if !dictionary::valid_format(d.kind, value) {
+                return Err(fail(reason::BAD_FORMAT, f.tag));
+            }
+            if !dictionary::valid_value(d, value) {
+                return Err(fail(reason::BAD_VALUE, f.tag));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn iterate(msg: &Message<'_>, set: &mut [usize], body: Option<(&MessageDef, &[Group])>) -> Result<(), Invalid> {
+    let fields = msg.fields;
+    // Header: 8, 9, 35 first, then by tag; body: by tag (stable, so repeats stay adjacent).
+    let pinned = if body.is_none() { 3 } else { 0 };
+    set[pinned..].sort_by_key(|&k| fields[k].tag);
+    let mut previous: Option<i64> = None;
+    for &k in set.iter() {
+        let f = &fields[k];
+        if previous == Some(f.tag) {
+            return Err(fail(reason::REPEATED, f.tag));
+        }
+        check_field(msg, f)?;
+        if let Some((def, groups)) = body {
+            let in_message = u32::try_from(f.tag).is_ok_and(|t| def.fields.binary_search(&t).is_ok());
+            if !in_message {
+                return Err(fail(reason::NOT_IN_MESSAGE, f.tag));
+            }
+            if let Some(g) = groups.iter().find(|g| g.count_field == k) {
+                check_group(msg, g)?;
+            }
+        }
+        previous = Some(f.tag);
+    }
+    Ok(())
+}
+
+fn check_group(msg: &Message<'_>, g: &Group) -> Result<(), Invalid> {
+    let count_field = &msg.fields[g.count_field];
+    let declared = std::str::from_utf8(msg.value(count_field)).ok().and_then(|s| s.parse::<usize>().ok());
+    if declared != Some(g.entries.len()) {
+        return Err(fail(reason::GROUP_COUNT, count_field.tag));
+    }
+    for e in &g.entries {
+        let mut sorted = e.fields.clone();
+        sorted.sort_by_key(|&k| msg.fields[k].tag);
+        let mut previous = None;
+        for &k in &sorted {
+            let f = &msg.fields[k];
+            if previous == Some(f.tag) {
+                return Err(fail(reason::REPEATED, f.tag));
+            }
+            check_field(msg, f)?;
+            previous = Some(f.tag);
+        }
+        for nested in &e.groups {
+            check_group(msg, nested)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! `ordo node`: one node on embedded defaults or a configuration file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ordo_sequencer::config::NodeConfig;
+
+/// Arguments of `ordo node`.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Configuration file (TOML); default: the embedded configuration.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (journal, session stores, admin socket); overrides the configuration.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// FIX listen address; overrides the configuration.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Test-only echo application (QuickFIX acceptance suite): D and d are echoed back.
+    #[arg(long)]
+    pub echo: bool,
+}
+
+fn load(args: &NodeArgs) -> Result<NodeConfig, String> {
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+            NodeConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => NodeConfig::embedded(),
+    };
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    Ok(cfg)
+}
+
+/// Runs the node until SIGTERM or SIGINT.
+pub fn run(args: &NodeArgs) -> ExitCode {
+    let cfg = match load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| format!("listen on {}: {e}", cfg.listen))?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            let _ = tx.send(true);
+        });
+        if args.echo {
+            println!("ordo node ready: FIX echo application on {} ({} session(s))", cfg.listen, cfg.sessions.len());
+            ordo_sequencer::node::run_echo(cfg, listener, rx).await;
+            Ok(())
+        } else {
+            Err("the engine node is not wired yet; use --echo".to_string())
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
