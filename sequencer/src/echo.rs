@@ -28,10 +28,12 @@ impl App for EchoApp {
             }
             self.seen.insert(clordid);
         }
+        // The whole message back, but for what the session writes itself (QuickFIX's echo
+        // application resends the message object; the session refills these fields).
         let body = msg
             .fields
             .iter()
-            .filter(|f| !dictionary::is_header(f.tag) && !dictionary::is_trailer(f.tag))
+            .filter(|f| !matches!(f.tag, 8 | 9 | 35 | 34 | 49 | 52 | 56 | 43 | 122) && !dictionary::is_trailer(f.tag))
             .map(|f| (f.tag as u32, msg.value(f).to_vec()))
             .collect();
         reply.push(Reply { msg_type: msg_type.to_vec(), body });

@@ -315,6 +315,10 @@ impl Gateway {
             return None;
         }
         let msg = message::Message { buf: frame, fields: &fields };
+        if msg.get(8) != Some(b"FIX.4.4") {
+            tracing::info!(conn = conn_id, "first message is not FIX.4.4: closing");
+            return None;
+        }
         let (Some(theirs), Some(ours)) = (msg.get(49), msg.get(56)) else { return None };
         let Some(s) = self.registry.find(ours, theirs) else {
             tracing::info!(conn = conn_id, sender = %String::from_utf8_lossy(theirs), target = %String::from_utf8_lossy(ours), "unknown CompIDs: closing");

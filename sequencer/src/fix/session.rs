@@ -667,7 +667,7 @@ impl Session {
         }
         if end > last_seq {
             let new_seq = (end + 1).min(self.next_sender);
-            self.sequence_reset(begin, new_seq, now, io);
+            self.sequence_reset(begin.max(last_seq + 1), new_seq, now, io);
         }
         let seq = msg.get_u64(34).unwrap_or(0);
         if seq == self.next_target {
