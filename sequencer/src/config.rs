@@ -205,15 +205,23 @@ impl NodeConfig {
         for (i, a) in self.sessions.iter().enumerate() {
             for b in &self.sessions[i + 1..] {
                 if a.sender_comp_id == b.sender_comp_id && a.target_comp_id == b.target_comp_id {
-                    return Err(format!("session {}/{} configured twice", a.sender_comp_id, a.target_comp_id));
+                    return Err(format!(
+                        "session {}/{} configured twice",
+                        a.sender_comp_id, a.target_comp_id
+                    ));
                 }
             }
             if a.username.is_some() != a.password.is_some() {
-                return Err(format!("session {}: username and password go together", a.target_comp_id));
+                return Err(format!(
+                    "session {}: username and password go together",
+                    a.target_comp_id
+                ));
             }
         }
         if self.max_connections == 0 || self.max_message_bytes < 256 || self.outbound_queue == 0 {
-            return Err("max_connections, max_message_bytes (>= 256) and outbound_queue must be positive".into());
+            return Err(
+                "max_connections, max_message_bytes (>= 256) and outbound_queue must be positive".into(),
+            );
         }
         Ok(())
     }

@@ -33,10 +33,15 @@ impl App for EchoApp {
         let body = msg
             .fields
             .iter()
-            .filter(|f| !matches!(f.tag, 8 | 9 | 35 | 34 | 49 | 52 | 56 | 43 | 122) && !dictionary::is_trailer(f.tag))
+            .filter(|f| {
+                !matches!(f.tag, 8 | 9 | 35 | 34 | 49 | 52 | 56 | 43 | 122) && !dictionary::is_trailer(f.tag)
+            })
             .map(|f| (f.tag as u32, msg.value(f).to_vec()))
             .collect();
-        reply.push(Reply { msg_type: msg_type.to_vec(), body });
+        reply.push(Reply {
+            msg_type: msg_type.to_vec(),
+            body,
+        });
         AppVerdict::Accept
     }
 

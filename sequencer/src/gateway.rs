@@ -24,7 +24,9 @@ use crate::fix::session::{App, Io, MessageStore, Session};
 /// Wall-clock time in ns (session timestamps, heartbeats: the FIX session layer is not part of
 /// the deterministic core).
 pub fn wall_clock_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Gateway limits.
@@ -66,14 +68,30 @@ pub struct Slot {
 
 impl std::fmt::Debug for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Slot").field("id", &self.id).field("session", &self.session).finish_non_exhaustive()
+        f.debug_struct("Slot")
+            .field("id", &self.id)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 
 impl Slot {
     /// A slot for a session.
-    pub fn new(id: u32, session: Session, store: Box<dyn MessageStore + Send>, app: Box<dyn App + Send>) -> Self {
-        Slot { id, session, store, app, pending: Vec::new(), close: false, conn: None }
+    pub fn new(
+        id: u32,
+        session: Session,
+        store: Box<dyn MessageStore + Send>,
+        app: Box<dyn App + Send>,
+    ) -> Self {
+        Slot {
+            id,
+            session,
+            store,
+            app,
+            pending: Vec::new(),
+            close: false,
+            conn: None,
+        }
     }
 
     /// Whether a connection is bound.
@@ -82,14 +100,26 @@ impl Slot {
     }
 
     /// Runs `f` with the session's I/O, then wakes the connection to write what it produced.
-    pub fn with_io<R>(&mut self, limit: usize, f: impl FnOnce(&mut Session, &mut Io<'_, dyn MessageStore + Send>, &mut (dyn App + Send)) -> R) -> R {
-        let mut io = Io { out: &mut self.pending, disconnect: false, store: &mut *self.store };
+    pub fn with_io<R>(
+        &mut self,
+        limit: usize,
+        f: impl FnOnce(&mut Session, &mut Io<'_, dyn MessageStore + Send>, &mut (dyn App + Send)) -> R,
+    ) -> R {
+        let mut io = Io {
+            out: &mut self.pending,
+            disconnect: false,
+            store: &mut *self.store,
+        };
         let r = f(&mut self.session, &mut io, &mut *self.app);
         if io.disconnect {
             self.close = true;
         }
         if self.pending.len() > limit && self.conn.is_some() {
-            tracing::warn!(session = self.id, pending = self.pending.len(), "slow consumer: disconnecting");
+            tracing::warn!(
+                session = self.id,
+                pending = self.pending.len(),
+                "slow consumer: disconnecting"
+            );
             self.close = true;
         }
         if let Some(c) = &self.conn {
@@ -114,7 +144,10 @@ pub fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
 impl Registry {
     /// Adds a session.
     pub fn add(&mut self, slot: Slot) {
-        let key = (slot.session.config().sender_comp_id.clone(), slot.session.config().target_comp_id.clone());
+        let key = (
+            slot.session.config().sender_comp_id.clone(),
+            slot.session.config().target_comp_id.clone(),
+        );
         self.by_comp_ids.insert(key, self.slots.len());
         self.slots.push(Arc::new(Mutex::new(slot)));
     }
@@ -130,7 +163,10 @@ impl Registry {
     }
 
     fn find(&self, ours: &[u8], theirs: &[u8]) -> Option<&Arc<Mutex<Slot>>> {
-        let key = (String::from_utf8_lossy(ours).into_owned(), String::from_utf8_lossy(theirs).into_owned());
+        let key = (
+            String::from_utf8_lossy(ours).into_owned(),
+            String::from_utf8_lossy(theirs).into_owned(),
+        );
         self.by_comp_ids.get(&key).map(|&i| &self.slots[i])
     }
 }
@@ -149,7 +185,12 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway over `registry`.
     pub fn new(registry: Arc<Registry>, limits: GatewayLimits) -> Arc<Self> {
-        Arc::new(Gateway { registry, limits, connections: AtomicUsize::new(0), next_conn: AtomicUsize::new(1) })
+        Arc::new(Gateway {
+            registry,
+            limits,
+            connections: AtomicUsize::new(0),
+            next_conn: AtomicUsize::new(1),
+        })
     }
 
     /// Accepts connections until `shutdown` turns true.
@@ -261,7 +302,13 @@ impl Gateway {
     }
 
     /// Processes every complete frame in `buf`; returns whether to close.
-    fn frames(&self, buf: &mut Vec<u8>, slot: &mut Option<Arc<Mutex<Slot>>>, conn_id: u64, wake: &Arc<Notify>) -> bool {
+    fn frames(
+        &self,
+        buf: &mut Vec<u8>,
+        slot: &mut Option<Arc<Mutex<Slot>>>,
+        conn_id: u64,
+        wake: &Arc<Notify>,
+    ) -> bool {
         let mut consumed = 0;
         let mut close = false;
         loop {
@@ -272,7 +319,11 @@ impl Gateway {
                 }
                 Frame::Garbage { skip } => consumed += skip,
                 Frame::TooLarge { announced } => {
-                    tracing::warn!(conn = conn_id, announced, "frame larger than max_message_bytes: closing");
+                    tracing::warn!(
+                        conn = conn_id,
+                        announced,
+                        "frame larger than max_message_bytes: closing"
+                    );
                     close = true;
                     break;
                 }
@@ -291,7 +342,9 @@ impl Gateway {
                     let s = slot.as_ref().expect("bound above");
                     let mut g = lock(s);
                     let limit = self.limits.max_pending_bytes;
-                    g.with_io(limit, |session, io, app| session.on_frame(frame, wall_clock_ns(), io, app));
+                    g.with_io(limit, |session, io, app| {
+                        session.on_frame(frame, wall_clock_ns(), io, app)
+                    });
                     if g.close {
                         break;
                     }
@@ -314,22 +367,34 @@ impl Gateway {
             tracing::info!(conn = conn_id, "first message is not valid FIX: closing");
             return None;
         }
-        let msg = message::Message { buf: frame, fields: &fields };
+        let msg = message::Message {
+            buf: frame,
+            fields: &fields,
+        };
         if msg.get(8) != Some(b"FIX.4.4") {
             tracing::info!(conn = conn_id, "first message is not FIX.4.4: closing");
             return None;
         }
-        let (Some(theirs), Some(ours)) = (msg.get(49), msg.get(56)) else { return None };
+        let (Some(theirs), Some(ours)) = (msg.get(49), msg.get(56)) else {
+            return None;
+        };
         let Some(s) = self.registry.find(ours, theirs) else {
             tracing::info!(conn = conn_id, sender = %String::from_utf8_lossy(theirs), target = %String::from_utf8_lossy(ours), "unknown CompIDs: closing");
             return None;
         };
         let mut g = lock(s);
         if g.conn.is_some() {
-            tracing::info!(conn = conn_id, session = g.id, "session already connected: closing the new connection");
+            tracing::info!(
+                conn = conn_id,
+                session = g.id,
+                "session already connected: closing the new connection"
+            );
             return None;
         }
-        g.conn = Some(ConnHandle { id: conn_id, wake: Arc::clone(wake) });
+        g.conn = Some(ConnHandle {
+            id: conn_id,
+            wake: Arc::clone(wake),
+        });
         g.close = false;
         g.pending.clear();
         Some(Arc::clone(s))

@@ -2,8 +2,18 @@
 //! before the engine sees it, and turns the engine's outputs into ExecutionReports released
 //! only once their input is durable.
 
+pub mod admin;
+pub mod catalog;
+pub mod clock;
 pub mod config;
-pub mod fix;
-pub mod gateway;
 pub mod echo;
+pub mod engine_runner;
+pub mod event;
+pub mod fix;
+pub mod fix_app;
+pub mod gateway;
+pub mod idle;
 pub mod node;
+pub mod reports;
+pub mod sequencing;
+pub mod store;

@@ -1,14 +1,43 @@
-//! Running a node: the gateway, and (unless in echo mode) the sequencer and engine threads.
+//! Running a node: the journal and its sequencer thread, the engine thread, the session stores,
+//! the FIX gateway, the router from engine outputs to sessions, and the admin channel.
+//!
+//! Data flow: FIX bytes -> gateway (parse, validate, session checks) -> `NodeApp` -> bounded
+//! queue -> sequencer thread (stamp, append, publish) -> journal -> engine thread (apply) ->
+//! held until durable -> bounded channel -> router (ExecutionReport, stored, written).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use ordo_engine::Reason;
+use ordo_journal::{Durability, JournalConfig, JournalReader, JournalWriter};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::catalog::Catalog;
+use crate::clock::{self, Stamper};
 use crate::config::NodeConfig;
 use crate::echo::EchoApp;
+use crate::engine_runner::{EngineRunner, OutMsg, Outbound};
+use crate::event::{ArchivedEvent, Event};
 use crate::fix::session::{MemoryStore, Session, SessionConfig};
-use crate::gateway::{Gateway, GatewayLimits, Registry, Slot};
+use crate::fix_app::NodeApp;
+use crate::gateway::{Gateway, GatewayLimits, Registry, Slot, lock, wall_clock_ns};
+use crate::idle::IdleStrategy;
+use crate::reports::{self, ReportBuf};
+use crate::sequencing::{self, Inbound};
+use crate::store::JournalStore;
+
+/// Bound of the gateway -> sequencer queue (inputs waiting to be journaled). When full, new
+/// messages get BusinessMessageReject "system busy".
+pub const INBOUND_QUEUE: usize = 65_536;
+/// Bound of the engine -> gateway channel (the engine thread waits when it is full).
+pub const OUTBOUND_CHANNEL: usize = 65_536;
+/// Outputs the engine holds while waiting for durability before it waits itself.
+pub const MAX_HELD: usize = 65_536;
 
 /// The FIX session settings of a configured session.
 pub fn session_config(s: &crate::config::SessionSettings) -> SessionConfig {
@@ -35,8 +64,283 @@ pub async fn run_echo(cfg: NodeConfig, listener: TcpListener, shutdown: watch::R
     let mut registry = Registry::default();
     for (i, s) in cfg.sessions.iter().enumerate() {
         let session = Session::new(session_config(s), 1, 1);
-        registry.add(Slot::new(i as u32, session, Box::new(MemoryStore::default()), Box::new(EchoApp::default())));
+        registry.add(Slot::new(
+            i as u32,
+            session,
+            Box::new(MemoryStore::default()),
+            Box::new(EchoApp::default()),
+        ));
     }
     let gateway = Gateway::new(Arc::new(registry), limits(&cfg));
     gateway.serve(listener, shutdown).await;
+}
+
+/// What a scan of the journal at start finds.
+#[derive(Debug, Default)]
+struct JournalScan {
+    /// Per session, the last inbound MsgSeqNum journaled since its last reset.
+    last_inbound: Vec<u64>,
+}
+
+fn scan_journal(dir: &Path, sessions: usize) -> Result<JournalScan, String> {
+    let mut scan = JournalScan {
+        last_inbound: vec![0; sessions],
+    };
+    if !dir.exists() {
+        return Ok(scan);
+    }
+    let mut reader =
+        JournalReader::open_offline(dir, 1).map_err(|e| format!("journal {}: {e}", dir.display()))?;
+    while let Some(r) = reader
+        .next()
+        .map_err(|e| format!("journal {}: {e}", dir.display()))?
+    {
+        let event = r
+            .access::<ArchivedEvent>()
+            .map_err(|e| format!("journal record {}: {e}", r.seq()))?;
+        let event: Event =
+            rkyv::deserialize::<Event, rkyv::rancor::Error>(event).map_err(|e| e.to_string())?;
+        match event {
+            Event::Command { session, msg_seq, .. } | Event::StatusRequest { session, msg_seq, .. } => {
+                if let Some(s) = scan.last_inbound.get_mut(session as usize) {
+                    *s = (*s).max(msg_seq);
+                }
+            }
+            Event::SessionReset { session } => {
+                if let Some(s) = scan.last_inbound.get_mut(session as usize) {
+                    *s = 0;
+                }
+            }
+            Event::Genesis { .. } | Event::Clock { .. } => {}
+        }
+    }
+    Ok(scan)
+}
+
+fn store_dir(data: &Path, s: &crate::config::SessionSettings) -> PathBuf {
+    let clean = |x: &str| {
+        x.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+    };
+    data.join("sessions").join(format!(
+        "{}-{}",
+        clean(&s.sender_comp_id),
+        clean(&s.target_comp_id)
+    ))
+}
+
+/// Results of operator commands, matched to their waiters by journal sequence number (the
+/// engine's answer may come before the waiter registers).
+#[derive(Debug, Default)]
+pub struct AdminResults {
+    waiting: HashMap<u64, oneshot::Sender<Result<(), Reason>>>,
+    early: HashMap<u64, Result<(), Reason>>,
+}
+
+/// A running node's handles, for the admin channel.
+#[derive(Clone)]
+pub struct NodeHandle {
+    /// The sequencer's queue.
+    pub inbound: std::sync::mpsc::SyncSender<Inbound>,
+    /// The catalog.
+    pub catalog: Arc<Catalog>,
+    /// Pending operator results.
+    pub admin: Arc<Mutex<AdminResults>>,
+}
+
+impl NodeHandle {
+    /// Sequences an operator command and waits for the engine's answer.
+    pub async fn admin(&self, command: ordo_engine::Admin) -> Result<u64, String> {
+        let (seq_tx, seq_rx) = oneshot::channel();
+        let event = Event::Command {
+            session: self.catalog.admin_session(),
+            msg_seq: 0,
+            command: ordo_engine::Command::Admin(command),
+        };
+        self.inbound
+            .try_send(Inbound::Tracked(event, seq_tx))
+            .map_err(|_| "sequencer queue full or stopped".to_string())?;
+        let seq = seq_rx.await.map_err(|_| "sequencer stopped".to_string())?;
+        let rx = {
+            let mut a = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = a.early.remove(&seq) {
+                return r.map(|()| seq).map_err(|reason| reason.text().to_string());
+            }
+            let (tx, rx) = oneshot::channel();
+            a.waiting.insert(seq, tx);
+            rx
+        };
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(Ok(()))) => Ok(seq),
+            Ok(Ok(Err(reason))) => Err(reason.text().to_string()),
+            _ => Err("no answer from the engine".to_string()),
+        }
+    }
+}
+
+/// Runs a node until `shutdown`; returns once the journal is synced.
+pub async fn run(
+    cfg: NodeConfig,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let catalog = Arc::new(Catalog::new(&cfg)?);
+    let durability: Durability = cfg.durability.parse()?;
+    let idle: IdleStrategy = cfg.idle.parse()?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("create {}: {e}", cfg.data_dir.display()))?;
+    let journal_dir = cfg.data_dir.join("journal");
+    let scan = scan_journal(&journal_dir, catalog.sessions.len())?;
+
+    let mut jcfg = JournalConfig::new(&journal_dir);
+    jcfg.durability = durability;
+    let writer = JournalWriter::open(jcfg).map_err(|e| format!("journal: {e}"))?;
+    if writer.recovery().torn_tail.is_some() || !writer.recovery().removed_files.is_empty() {
+        tracing::warn!(recovery = %writer.recovery(), "journal recovered");
+    }
+    let positions = Arc::clone(writer.positions());
+    let journal_last = writer.last_seq();
+    let stamper = Stamper::new(clock::open(&cfg.clock)?, writer.last_timestamp_ns());
+    let clock_source = stamper.clock().source();
+    let mut initial = Vec::new();
+    if journal_last == 0 {
+        initial.push(Event::Genesis {
+            config: catalog.engine_config(),
+        });
+        for command in catalog.setup_commands() {
+            initial.push(Event::Command {
+                session: sequencing::NODE_SESSION,
+                msg_seq: 0,
+                command,
+            });
+        }
+    }
+    let (inbound_tx, inbound_rx) = sync_channel(INBOUND_QUEUE);
+    let sequencer = sequencing::spawn(
+        writer,
+        stamper,
+        inbound_rx,
+        initial,
+        Duration::from_millis(cfg.tick_ms.max(1)),
+        idle,
+    )
+    .map_err(|e| format!("start sequencer: {e}"))?;
+
+    let mut registry = Registry::default();
+    let mut high_water = Vec::new();
+    for (i, s) in cfg.sessions.iter().enumerate() {
+        let (store, state) = JournalStore::open(&store_dir(&cfg.data_dir, s), durability)?;
+        let session = Session::new(session_config(s), state.next_sender, scan.last_inbound[i] + 1);
+        high_water.push(state.high_water);
+        let app = NodeApp::new(i as u32, Arc::clone(&catalog), inbound_tx.clone());
+        registry.add(Slot::new(i as u32, session, Box::new(store), Box::new(app)));
+    }
+    let registry = Arc::new(registry);
+
+    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_CHANNEL);
+    let stop = Arc::new(AtomicBool::new(false));
+    let caught_up = Arc::new(AtomicBool::new(false));
+    let runner = EngineRunner {
+        dir: journal_dir.clone(),
+        high_water,
+        admin_session: catalog.admin_session(),
+        idle,
+        max_held: MAX_HELD,
+    };
+    let engine = runner
+        .spawn(
+            Arc::clone(&positions),
+            out_tx,
+            Arc::clone(&stop),
+            Arc::clone(&caught_up),
+        )
+        .map_err(|e| format!("start engine: {e}"))?;
+
+    let handle = NodeHandle {
+        inbound: inbound_tx.clone(),
+        catalog: Arc::clone(&catalog),
+        admin: Arc::default(),
+    };
+    let limits = limits(&cfg);
+    let router = {
+        let registry = Arc::clone(&registry);
+        let catalog = Arc::clone(&catalog);
+        let admin = Arc::clone(&handle.admin);
+        let max_pending = limits.max_pending_bytes;
+        tokio::spawn(async move {
+            let mut buf = ReportBuf::default();
+            // Field storage reused across messages: emptied, then re-typed for each message's
+            // borrows (an in-place collect keeps the allocation).
+            let mut storage: Vec<(u32, crate::fix::builder::Value<'static>)> = Vec::with_capacity(32);
+            while let Some(o) = out_rx.recv().await {
+                if let OutMsg::Admin { result } = o.msg {
+                    let mut a = admin.lock().unwrap_or_else(|p| p.into_inner());
+                    match a.waiting.remove(&o.origin_seq) {
+                        Some(tx) => {
+                            let _ = tx.send(result);
+                        }
+                        None => {
+                            a.early.insert(o.origin_seq, result);
+                        }
+                    }
+                    continue;
+                }
+                let Some(slot) = registry.get(o.session) else {
+                    continue;
+                };
+                let mut fields: Vec<(u32, crate::fix::builder::Value<'_>)> =
+                    storage.into_iter().map(|_| unreachable!()).collect();
+                let msg_type = reports::build(&o, &catalog, &mut buf, &mut fields);
+                {
+                    let mut g = lock(slot);
+                    g.with_io(max_pending, |session, io, _| {
+                        session.send_app_from(
+                            msg_type,
+                            &fields,
+                            (o.origin_seq, o.origin_idx),
+                            wall_clock_ns(),
+                            io,
+                        );
+                    });
+                }
+                fields.clear();
+                storage = fields.into_iter().map(|_| unreachable!()).collect();
+            }
+        })
+    };
+    let admin_socket = crate::admin::serve(&cfg.data_dir, handle.clone(), shutdown.clone())?;
+
+    println!(
+        "ordo node ready: FIX on {} ({} sessions), journal {} (last seq {journal_last}), durability {durability}, clock {clock_source}",
+        cfg.listen,
+        catalog.sessions.len(),
+        journal_dir.display()
+    );
+    let gateway = Gateway::new(Arc::clone(&registry), limits);
+    gateway.serve(listener, shutdown).await;
+
+    // Shutdown: give connections a moment to send their Logout, then stop the pipeline in
+    // order: no more input, journal closed (synced), engine drained, stores synced.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = inbound_tx.send(Inbound::Shutdown);
+    drop(inbound_tx);
+    drop(handle);
+    let seq_result = tokio::task::spawn_blocking(move || sequencer.join()).await;
+    stop.store(true, Ordering::Release);
+    let engine_result = tokio::task::spawn_blocking(move || engine.join()).await;
+    router.abort();
+    admin_socket.abort();
+    for slot in registry.all() {
+        lock(slot).store.sync();
+    }
+    match seq_result {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(e),
+        _ => return Err("sequencer thread panicked".into()),
+    }
+    match engine_result {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e),
+        _ => Err("engine thread panicked".into()),
+    }
 }

@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run a node: FIX acceptor, sequencer, engine.
     Node(node_cmd::NodeArgs),
+    /// Send an operator command to a running node (sequenced like any input).
+    Admin(node_cmd::AdminArgs),
     /// Inspect, verify and dump journals.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -73,8 +75,16 @@ enum BenchCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORDO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     match cli.command {
         Command::Node(args) => node_cmd::run(&args),
+        Command::Admin(args) => node_cmd::admin(&args),
         Command::Journal(JournalCommand::Verify { dir }) => journal_cmd::verify(&dir),
         Command::Journal(JournalCommand::Inspect { dir }) => journal_cmd::inspect(&dir),
         Command::Journal(JournalCommand::Dump {

@@ -68,11 +68,15 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             let _ = tx.send(true);
         });
         if args.echo {
-            println!("ordo node ready: FIX echo application on {} ({} session(s))", cfg.listen, cfg.sessions.len());
+            println!(
+                "ordo node ready: FIX echo application on {} ({} session(s))",
+                cfg.listen,
+                cfg.sessions.len()
+            );
             ordo_sequencer::node::run_echo(cfg, listener, rx).await;
             Ok(())
         } else {
-            Err("the engine node is not wired yet; use --echo".to_string())
+            ordo_sequencer::node::run(cfg, listener, rx).await
         }
     });
     match result {
@@ -80,6 +84,36 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Arguments of `ordo admin`.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// The node's data directory (where admin.sock and admin.token are).
+    #[arg(long, default_value = "ordo-data")]
+    pub data_dir: PathBuf,
+    /// The command: `halt SYM`, `resume SYM`, `kill ACCOUNT on|off`,
+    /// `limits ACCOUNT max_order_qty=N max_order_notional=N max_open_orders=N max_position=N credit_limit=N`, `ping`.
+    #[arg(required = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+/// Sends one operator command to a running node. Exit 0 on OK, 1 on ERROR, 2 if unreachable.
+pub fn admin(args: &AdminArgs) -> ExitCode {
+    match ordo_sequencer::admin::request(&args.data_dir, &args.command.join(" ")) {
+        Ok(answer) => {
+            println!("{answer}");
+            if answer.starts_with("OK") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

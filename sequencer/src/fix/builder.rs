@@ -35,8 +35,35 @@ pub struct Builder {
 pub fn is_header_tag(tag: u32) -> bool {
     matches!(
         tag,
-        8 | 9 | 35 | 49 | 56 | 115 | 128 | 90 | 91 | 34 | 50 | 142 | 57 | 143 | 116 | 144 | 129 | 145 | 43 | 97 | 52
-            | 122 | 212 | 213 | 347 | 369 | 627 | 628 | 629 | 630
+        8 | 9
+            | 35
+            | 49
+            | 56
+            | 115
+            | 128
+            | 90
+            | 91
+            | 34
+            | 50
+            | 142
+            | 57
+            | 143
+            | 116
+            | 144
+            | 129
+            | 145
+            | 43
+            | 97
+            | 52
+            | 122
+            | 212
+            | 213
+            | 347
+            | 369
+            | 627
+            | 628
+            | 629
+            | 630
     )
 }
 
@@ -64,7 +91,8 @@ impl Builder {
                 if v < 0 {
                     self.values.push(b'-');
                 }
-                self.values.extend_from_slice(itoa_u64(v.unsigned_abs()).as_slice());
+                self.values
+                    .extend_from_slice(itoa_u64(v.unsigned_abs()).as_slice());
             }
             Value::TimeMs(ns) => write_timestamp(ns, 3, &mut self.values),
             Value::TimeS(ns) => write_timestamp(ns, 0, &mut self.values),
@@ -180,12 +208,18 @@ mod tests {
     fn builds_like_quickfix() {
         let mut b = Builder::default();
         b.start(b"0");
-        b.field(112, Value::Bytes(b"HELLO")).field(56, Value::Bytes(b"TW44")).field(34, Value::U64(2));
-        b.field(49, Value::Bytes(b"ISLD")).field(52, Value::Bytes(b"20261124-21:27:24.123"));
+        b.field(112, Value::Bytes(b"HELLO"))
+            .field(56, Value::Bytes(b"TW44"))
+            .field(34, Value::U64(2));
+        b.field(49, Value::Bytes(b"ISLD"))
+            .field(52, Value::Bytes(b"20261124-21:27:24.123"));
         let mut out = Vec::new();
         b.finish(&mut out);
         let text = String::from_utf8(out.clone()).unwrap().replace('\x01', "|");
-        assert_eq!(text, "8=FIX.4.4|9=61|35=0|34=2|49=ISLD|52=20261124-21:27:24.123|56=TW44|112=HELLO|10=233|");
+        assert_eq!(
+            text,
+            "8=FIX.4.4|9=61|35=0|34=2|49=ISLD|52=20261124-21:27:24.123|56=TW44|112=HELLO|10=233|"
+        );
         let mut fields = Vec::new();
         super::super::message::parse(&out, &mut fields).unwrap();
     }

@@ -71,7 +71,10 @@ pub struct MessageDef {
 /// The field definition of `tag`.
 pub fn field(tag: i64) -> Option<&'static FieldDef> {
     let tag = u32::try_from(tag).ok()?;
-    FIELDS.binary_search_by_key(&tag, |f| f.tag).ok().map(|i| &FIELDS[i])
+    FIELDS
+        .binary_search_by_key(&tag, |f| f.tag)
+        .ok()
+        .map(|i| &FIELDS[i])
 }
 
 /// The message definition of `msg_type`.
@@ -81,7 +84,9 @@ pub fn message(msg_type: &[u8]) -> Option<&'static MessageDef> {
 
 /// Whether `tag` is a standard header field.
 pub fn is_header(tag: i64) -> bool {
-    u32::try_from(tag).is_ok_and(|t| HEADER.binary_search(&t).is_ok() || HEADER_GROUPS.iter().any(|g| g.fields.binary_search(&t).is_ok()))
+    u32::try_from(tag).is_ok_and(|t| {
+        HEADER.binary_search(&t).is_ok() || HEADER_GROUPS.iter().any(|g| g.fields.binary_search(&t).is_ok())
+    })
 }
 
 /// Whether `tag` is a standard trailer field.

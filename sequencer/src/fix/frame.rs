@@ -39,19 +39,28 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if from >= hay.len() || needle.len() > hay.len() - from {
         return None;
     }
-    hay[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    hay[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
 }
 
 /// Finds the first frame in `buf`. `max_bytes` bounds a message (BodyLength plus framing).
 pub fn next_frame(buf: &[u8], max_bytes: usize) -> Frame {
     let Some(start) = find(buf, b"8=", 0) else {
         // Keep a trailing '8': it may be the start of "8=".
-        let skip = if buf.last() == Some(&b'8') { buf.len() - 1 } else { buf.len() };
+        let skip = if buf.last() == Some(&b'8') {
+            buf.len() - 1
+        } else {
+            buf.len()
+        };
         return Frame::Incomplete { skip };
     };
     let Some(nine) = find(buf, b"\x019=", start) else {
         if buf.len() - start > max_bytes {
-            return Frame::TooLarge { announced: buf.len() - start };
+            return Frame::TooLarge {
+                announced: buf.len() - start,
+            };
         }
         return Frame::Incomplete { skip: start };
     };
@@ -83,14 +92,19 @@ pub fn next_frame(buf: &[u8], max_bytes: usize) -> Frame {
     }
     let Some(ten) = find(buf, b"\x0110=", body_end.saturating_sub(1).max(body_start - 1)) else {
         if buf.len() - start > max_bytes + 64 {
-            return Frame::TooLarge { announced: buf.len() - start };
+            return Frame::TooLarge {
+                announced: buf.len() - start,
+            };
         }
         return Frame::Incomplete { skip: start };
     };
     let Some(soh) = buf[ten + 4..].iter().position(|&b| b == SOH) else {
         return Frame::Incomplete { skip: start };
     };
-    Frame::Message { start, end: ten + 4 + soh + 1 }
+    Frame::Message {
+        start,
+        end: ten + 4 + soh + 1,
+    }
 }
 
 #[cfg(test)]
@@ -104,17 +118,41 @@ mod tests {
     #[test]
     fn frames() {
         let one = m("8=FIX.4.4|9=5|35=0|10=161|");
-        assert_eq!(next_frame(&one, 1 << 16), Frame::Message { start: 0, end: one.len() });
+        assert_eq!(
+            next_frame(&one, 1 << 16),
+            Frame::Message {
+                start: 0,
+                end: one.len()
+            }
+        );
         let mut two = m("junk");
         two.extend_from_slice(&one);
         two.extend_from_slice(&one);
-        assert_eq!(next_frame(&two, 1 << 16), Frame::Message { start: 4, end: 4 + one.len() });
+        assert_eq!(
+            next_frame(&two, 1 << 16),
+            Frame::Message {
+                start: 4,
+                end: 4 + one.len()
+            }
+        );
         assert_eq!(next_frame(&one[..10], 1 << 16), Frame::Incomplete { skip: 0 });
         assert_eq!(next_frame(b"xx8", 1 << 16), Frame::Incomplete { skip: 2 });
-        assert!(matches!(next_frame(&m("8=FIX.4.4|9=x5|35=0|"), 1 << 16), Frame::Garbage { .. }));
-        assert!(matches!(next_frame(&m("8=FIX.4.4|9=99999|"), 1024), Frame::TooLarge { announced: 99999 }));
+        assert!(matches!(
+            next_frame(&m("8=FIX.4.4|9=x5|35=0|"), 1 << 16),
+            Frame::Garbage { .. }
+        ));
+        assert!(matches!(
+            next_frame(&m("8=FIX.4.4|9=99999|"), 1024),
+            Frame::TooLarge { announced: 99999 }
+        ));
         // A BodyLength that is too short still finds the checksum after it.
         let short = m("8=FIX.4.4|9=2|35=0|10=161|");
-        assert_eq!(next_frame(&short, 1 << 16), Frame::Message { start: 0, end: short.len() });
+        assert_eq!(
+            next_frame(&short, 1 << 16),
+            Frame::Message {
+                start: 0,
+                end: short.len()
+            }
+        );
     }
 }

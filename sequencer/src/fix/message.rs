@@ -39,18 +39,34 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
     out.clear();
     let mut pos = 0usize;
     while pos < frame.len() {
-        let eq = frame[pos..].iter().position(|&b| b == b'=').map(|p| p + pos).ok_or(Malformed::BadField)?;
+        let eq = frame[pos..]
+            .iter()
+            .position(|&b| b == b'=')
+            .map(|p| p + pos)
+            .ok_or(Malformed::BadField)?;
         let tag_bytes = &frame[pos..eq];
         let tag = parse_tag(tag_bytes).ok_or(Malformed::BadField)?;
-        let soh = frame[eq + 1..].iter().position(|&b| b == SOH).map(|p| p + eq + 1).ok_or(Malformed::BadField)?;
+        let soh = frame[eq + 1..]
+            .iter()
+            .position(|&b| b == SOH)
+            .map(|p| p + eq + 1)
+            .ok_or(Malformed::BadField)?;
         if out.len() == MAX_FIELDS {
             return Err(Malformed::TooManyFields);
         }
-        out.push(Field { tag, start: (eq + 1) as u32, end: soh as u32 });
+        out.push(Field {
+            tag,
+            start: (eq + 1) as u32,
+            end: soh as u32,
+        });
         pos = soh + 1;
     }
     let tags = |i: usize| out.get(i).map(|f| f.tag);
-    if tags(0) != Some(8) || tags(1) != Some(9) || tags(2) != Some(35) || out.last().map(|f| f.tag) != Some(10) {
+    if tags(0) != Some(8)
+        || tags(1) != Some(9)
+        || tags(2) != Some(35)
+        || out.last().map(|f| f.tag) != Some(10)
+    {
         return Err(Malformed::BadEnvelope);
     }
     // BodyLength: bytes after the SOH that ends 9= up to and including the SOH before 10=.
@@ -63,7 +79,10 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
     if declared != checksum_field_start - body_start {
         return Err(Malformed::BodyLength);
     }
-    let sum = frame[..checksum_field_start].iter().fold(0u32, |a, &b| a + u32::from(b)) % 256;
+    let sum = frame[..checksum_field_start]
+        .iter()
+        .fold(0u32, |a, &b| a + u32::from(b))
+        % 256;
     let given = &frame[out[out.len() - 1].start as usize..out[out.len() - 1].end as usize];
     if given.len() != 3 || !given.iter().all(u8::is_ascii_digit) {
         return Err(Malformed::CheckSum);
@@ -152,12 +171,27 @@ mod tests {
         let frame = m("8=FIX.4.4|9=5|35=0|10=161|");
         let mut fields = Vec::new();
         parse(&frame, &mut fields).unwrap();
-        let msg = Message { buf: &frame, fields: &fields };
+        let msg = Message {
+            buf: &frame,
+            fields: &fields,
+        };
         assert_eq!(msg.msg_type(), b"0");
         assert_eq!(fields.len(), 4);
-        assert_eq!(parse(&m("8=FIX.4.4|9=6|35=0|10=161|"), &mut fields), Err(Malformed::BodyLength));
-        assert_eq!(parse(&m("8=FIX.4.4|9=5|35=0|10=162|"), &mut fields), Err(Malformed::CheckSum));
-        assert_eq!(parse(&m("8=FIX.4.4|35=0|9=5|10=161|"), &mut fields), Err(Malformed::BadEnvelope));
-        assert_eq!(parse(&m("8=FIX.4.4|9=5|4x=0|10=161|"), &mut fields), Err(Malformed::BadField));
+        assert_eq!(
+            parse(&m("8=FIX.4.4|9=6|35=0|10=161|"), &mut fields),
+            Err(Malformed::BodyLength)
+        );
+        assert_eq!(
+            parse(&m("8=FIX.4.4|9=5|35=0|10=162|"), &mut fields),
+            Err(Malformed::CheckSum)
+        );
+        assert_eq!(
+            parse(&m("8=FIX.4.4|35=0|9=5|10=161|"), &mut fields),
+            Err(Malformed::BadEnvelope)
+        );
+        assert_eq!(
+            parse(&m("8=FIX.4.4|9=5|4x=0|10=161|"), &mut fields),
+            Err(Malformed::BadField)
+        );
     }
 }

@@ -58,14 +58,18 @@ impl SessionConfig {
     }
 }
 
-/// Where sent application messages are kept, to answer resend requests.
+/// Where sent messages are kept, to answer resend requests.
 pub trait MessageStore {
-    /// Records a sent application message.
-    fn store(&mut self, seq: u64, message: &[u8]);
+    /// Records a sent message (every one that takes a sequence number: admin ones too, so a
+    /// persistent store can keep sequence numbers gap-free). `origin` identifies the journal
+    /// record and output that produced an application message ((0, 0) for others).
+    fn store(&mut self, seq: u64, message: &[u8], admin: bool, origin: (u64, u32));
     /// Calls `f` with every stored message in `begin..=end`, in sequence order.
     fn fetch(&self, begin: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]));
     /// Forgets everything (a sequence reset).
     fn reset(&mut self);
+    /// Makes what is stored durable (shutdown). Nothing to do for a memory store.
+    fn sync(&mut self) {}
 }
 
 /// A store in memory (tests, the echo application).
@@ -75,8 +79,10 @@ pub struct MemoryStore {
 }
 
 impl MessageStore for MemoryStore {
-    fn store(&mut self, seq: u64, message: &[u8]) {
-        self.messages.insert(seq, message.to_vec());
+    fn store(&mut self, seq: u64, message: &[u8], admin: bool, _origin: (u64, u32)) {
+        if !admin {
+            self.messages.insert(seq, message.to_vec());
+        }
     }
     fn fetch(&self, begin: u64, end: u64, f: &mut dyn FnMut(u64, &[u8])) {
         for (seq, m) in self.messages.range(begin..=end) {
@@ -158,6 +164,7 @@ pub struct Session {
     builder: Builder,
     scratch: Vec<u8>,
     fields: Vec<Field>,
+    origin: (u64, u32),
 }
 
 /// Why processing stopped early (QuickFIX's exceptions inside verify).
@@ -184,6 +191,7 @@ impl Session {
             builder: Builder::default(),
             scratch: Vec::new(),
             fields: Vec::new(),
+            origin: (0, 0),
         }
     }
 
@@ -253,12 +261,15 @@ impl Session {
         }
         b.finish(&mut self.scratch);
         if seq.is_none() {
-            if !admin {
-                io.store.store(self.next_sender, &self.scratch);
-            }
+            let origin = std::mem::take(&mut self.origin);
+            io.store.store(self.next_sender, &self.scratch, admin, origin);
             self.next_sender += 1;
         }
-        let write = if admin { matches!(msg_type, b"A" | b"5" | b"2" | b"4") || self.is_logged_on() } else { self.is_logged_on() };
+        let write = if admin {
+            matches!(msg_type, b"A" | b"5" | b"2" | b"4") || self.is_logged_on()
+        } else {
+            self.is_logged_on()
+        };
         if write {
             io.out.extend_from_slice(&self.scratch);
             self.last_sent_ns = now;
@@ -267,8 +278,28 @@ impl Session {
 
     /// Sends an application message (an ExecutionReport ...): `body` is every field after the
     /// header. Stored for resends; written now if logged on. Returns its sequence number.
-    pub fn send_app<S: MessageStore + ?Sized>(&mut self, msg_type: &[u8], body: Body<'_>, now: u64, io: &mut Io<'_, S>) -> u64 {
+    pub fn send_app<S: MessageStore + ?Sized>(
+        &mut self,
+        msg_type: &[u8],
+        body: Body<'_>,
+        now: u64,
+        io: &mut Io<'_, S>,
+    ) -> u64 {
+        self.send_app_from(msg_type, body, (0, 0), now, io)
+    }
+
+    /// [`Session::send_app`] for a message derived from journal record `origin.0`, output
+    /// `origin.1` (the store keeps it, so a restart does not send it twice).
+    pub fn send_app_from<S: MessageStore + ?Sized>(
+        &mut self,
+        msg_type: &[u8],
+        body: Body<'_>,
+        origin: (u64, u32),
+        now: u64,
+        io: &mut Io<'_, S>,
+    ) -> u64 {
         let seq = self.next_sender;
+        self.origin = origin;
         self.send_raw(msg_type, &[], body, None, now, io);
         seq
     }
@@ -282,7 +313,14 @@ impl Session {
         self.sent_logout = true;
     }
 
-    fn reject<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, err: u32, tag: Option<i64>, now: u64, io: &mut Io<'_, S>) -> Result<(), Abort> {
+    fn reject<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        err: u32,
+        tag: Option<i64>,
+        now: u64,
+        io: &mut Io<'_, S>,
+    ) -> Result<(), Abort> {
         let seq = msg.get_u64(34);
         let msg_type = msg.msg_type();
         if msg_type != b"A" && msg_type != b"4" && seq == Some(self.next_target) {
@@ -310,9 +348,20 @@ impl Session {
         Ok(())
     }
 
-    fn business_reject<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, reason: u32, text: &str, tag: Option<u32>, now: u64, io: &mut Io<'_, S>) {
+    fn business_reject<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        reason: u32,
+        text: &str,
+        tag: Option<u32>,
+        now: u64,
+        io: &mut Io<'_, S>,
+    ) {
         self.next_target += 1;
-        let mut body: Vec<(u32, Value<'_>)> = vec![(380, Value::U64(u64::from(reason))), (372, Value::Bytes(msg.msg_type()))];
+        let mut body: Vec<(u32, Value<'_>)> = vec![
+            (380, Value::U64(u64::from(reason))),
+            (372, Value::Bytes(msg.msg_type())),
+        ];
         if let Some(s) = msg.get(34) {
             body.push((45, Value::Bytes(s)));
         }
@@ -327,7 +376,13 @@ impl Session {
         self.send_raw(b"j", &[], &body, None, now, io);
     }
 
-    fn sequence_reset<S: MessageStore + ?Sized>(&mut self, begin: u64, new_seq: u64, now: u64, io: &mut Io<'_, S>) {
+    fn sequence_reset<S: MessageStore + ?Sized>(
+        &mut self,
+        begin: u64,
+        new_seq: u64,
+        now: u64,
+        io: &mut Io<'_, S>,
+    ) {
         let mut ts = Vec::with_capacity(24);
         super::timefmt::write_timestamp(now, 3, &mut ts);
         let header = [(43, Value::Bytes(b"Y")), (122, Value::Bytes(&ts))];
@@ -338,11 +393,24 @@ impl Session {
     // ----- receiving -------------------------------------------------------------------------
 
     /// Processes one frame received on the connection.
-    pub fn on_frame<S: MessageStore + ?Sized>(&mut self, frame: &[u8], now: u64, io: &mut Io<'_, S>, app: &mut (impl App + ?Sized)) {
+    pub fn on_frame<S: MessageStore + ?Sized>(
+        &mut self,
+        frame: &[u8],
+        now: u64,
+        io: &mut Io<'_, S>,
+        app: &mut (impl App + ?Sized),
+    ) {
         self.next_frame(frame, now, io, app, false);
     }
 
-    fn next_frame<S: MessageStore + ?Sized>(&mut self, frame: &[u8], now: u64, io: &mut Io<'_, S>, app: &mut (impl App + ?Sized), queued: bool) {
+    fn next_frame<S: MessageStore + ?Sized>(
+        &mut self,
+        frame: &[u8],
+        now: u64,
+        io: &mut Io<'_, S>,
+        app: &mut (impl App + ?Sized),
+        queued: bool,
+    ) {
         let mut fields = std::mem::take(&mut self.fields);
         match message::parse(frame, &mut fields) {
             Err(_) => {
@@ -352,7 +420,10 @@ impl Session {
                 }
             }
             Ok(()) => {
-                let msg = Message { buf: frame, fields: &fields };
+                let msg = Message {
+                    buf: frame,
+                    fields: &fields,
+                };
                 let _ = self.next_message(&msg, now, io, app);
                 if !queued && !io.disconnect {
                     self.next_queued(now, io, app);
@@ -362,9 +433,16 @@ impl Session {
         self.fields = fields;
     }
 
-    fn next_queued<S: MessageStore + ?Sized>(&mut self, now: u64, io: &mut Io<'_, S>, app: &mut (impl App + ?Sized)) {
+    fn next_queued<S: MessageStore + ?Sized>(
+        &mut self,
+        now: u64,
+        io: &mut Io<'_, S>,
+        app: &mut (impl App + ?Sized),
+    ) {
         while !io.disconnect {
-            let Some(frame) = self.queue.remove(&self.next_target) else { break };
+            let Some(frame) = self.queue.remove(&self.next_target) else {
+                break;
+            };
             let msg_type = identify_type(&frame).unwrap_or_default().to_vec();
             if msg_type == b"A" || msg_type == b"2" {
                 self.next_target += 1;
@@ -374,7 +452,13 @@ impl Session {
         }
     }
 
-    fn next_message<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, now: u64, io: &mut Io<'_, S>, app: &mut (impl App + ?Sized)) -> Result<(), Abort> {
+    fn next_message<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        now: u64,
+        io: &mut Io<'_, S>,
+        app: &mut (impl App + ?Sized),
+    ) -> Result<(), Abort> {
         let msg_type = msg.msg_type();
         for tag in [49, 56] {
             if !msg.has(tag) {
@@ -385,7 +469,14 @@ impl Session {
                     }
                     return r;
                 }
-                self.business_reject(msg, 5, "Conditionally Required Field Missing", Some(tag as u32), now, io);
+                self.business_reject(
+                    msg,
+                    5,
+                    "Conditionally Required Field Missing",
+                    Some(tag as u32),
+                    now,
+                    io,
+                );
                 return Ok(());
             }
         }
@@ -429,13 +520,18 @@ impl Session {
                 let mut replies = Vec::new();
                 let verdict = self.verify_app(msg, now, io, app, &mut replies)?;
                 for r in &replies {
-                    let body: Vec<(u32, Value<'_>)> = r.body.iter().map(|(t, v)| (*t, Value::Bytes(v))).collect();
+                    let body: Vec<(u32, Value<'_>)> =
+                        r.body.iter().map(|(t, v)| (*t, Value::Bytes(v))).collect();
                     self.send_app(&r.msg_type, &body, now, io);
                 }
                 match verdict {
                     AppVerdict::Accept => self.next_target += 1,
-                    AppVerdict::Unsupported => self.business_reject(msg, 3, "Unsupported Message Type", None, now, io),
-                    AppVerdict::BusinessReject { reason, text, tag } => self.business_reject(msg, reason, text, tag, now, io),
+                    AppVerdict::Unsupported => {
+                        self.business_reject(msg, 3, "Unsupported Message Type", None, now, io)
+                    }
+                    AppVerdict::BusinessReject { reason, text, tag } => {
+                        self.business_reject(msg, reason, text, tag, now, io)
+                    }
                 }
                 Ok(())
             }
@@ -455,11 +551,26 @@ impl Session {
     }
 
     /// QuickFIX's `verify`, for admin messages.
-    fn verify<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, too_high: bool, too_low: bool, now: u64, io: &mut Io<'_, S>, _app: &mut (impl App + ?Sized)) -> Result<(), Abort> {
+    fn verify<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        too_high: bool,
+        too_low: bool,
+        now: u64,
+        io: &mut Io<'_, S>,
+        _app: &mut (impl App + ?Sized),
+    ) -> Result<(), Abort> {
         self.verify_checks(msg, too_high, too_low, now, io)
     }
 
-    fn verify_checks<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, too_high: bool, too_low: bool, now: u64, io: &mut Io<'_, S>) -> Result<(), Abort> {
+    fn verify_checks<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        too_high: bool,
+        too_low: bool,
+        now: u64,
+        io: &mut Io<'_, S>,
+    ) -> Result<(), Abort> {
         let msg_type = msg.msg_type();
         let seq = msg.get_u64(34).unwrap_or(0);
         if !self.valid_logon_state(msg_type) {
@@ -475,7 +586,8 @@ impl Session {
             self.logout("", now, io);
             return Err(Abort);
         }
-        let comp_ok = msg.get(49) == Some(self.cfg.target_comp_id.as_bytes()) && msg.get(56) == Some(self.cfg.sender_comp_id.as_bytes());
+        let comp_ok = msg.get(49) == Some(self.cfg.target_comp_id.as_bytes())
+            && msg.get(56) == Some(self.cfg.sender_comp_id.as_bytes());
         if !comp_ok {
             if self.reject(msg, reason::COMP_ID, None, now, io).is_err() {
                 io.disconnect = true;
@@ -517,7 +629,13 @@ impl Session {
             || msg_type == b"3"
     }
 
-    fn target_too_high<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, seq: u64, now: u64, io: &mut Io<'_, S>) -> Result<(), Abort> {
+    fn target_too_high<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        seq: u64,
+        now: u64,
+        io: &mut Io<'_, S>,
+    ) -> Result<(), Abort> {
         if self.queue.len() >= self.cfg.max_queued {
             // A peer that never fills its gap: the bound on what we hold for it.
             io.disconnect = true;
@@ -530,14 +648,30 @@ impl Session {
             return Ok(());
         }
         let begin = self.next_target;
-        self.send_raw(b"2", &[], &[(7, Value::U64(begin)), (16, Value::U64(0))], None, now, io);
+        self.send_raw(
+            b"2",
+            &[],
+            &[(7, Value::U64(begin)), (16, Value::U64(0))],
+            None,
+            now,
+            io,
+        );
         self.resend_range = Some((begin, seq - 1));
         Ok(())
     }
 
-    fn target_too_low<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, seq: u64, now: u64, io: &mut Io<'_, S>) -> Result<(), Abort> {
+    fn target_too_low<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        seq: u64,
+        now: u64,
+        io: &mut Io<'_, S>,
+    ) -> Result<(), Abort> {
         if !msg.flag(43) {
-            let text = format!("MsgSeqNum too low, expecting {} but received {}", self.next_target, seq);
+            let text = format!(
+                "MsgSeqNum too low, expecting {} but received {}",
+                self.next_target, seq
+            );
             self.logout(&text, now, io);
             io.disconnect = true;
             return Err(Abort);
@@ -557,7 +691,13 @@ impl Session {
         Ok(())
     }
 
-    fn next_logon<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, now: u64, io: &mut Io<'_, S>, app: &mut (impl App + ?Sized)) -> Result<(), Abort> {
+    fn next_logon<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        now: u64,
+        io: &mut Io<'_, S>,
+        app: &mut (impl App + ?Sized),
+    ) -> Result<(), Abort> {
         let reset_flag = msg.flag(141);
         self.received_reset = reset_flag;
         let mut reset = false;
@@ -607,7 +747,13 @@ impl Session {
         None
     }
 
-    fn next_logout<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, now: u64, io: &mut Io<'_, S>, app: &mut (impl App + ?Sized)) -> Result<(), Abort> {
+    fn next_logout<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        now: u64,
+        io: &mut Io<'_, S>,
+        app: &mut (impl App + ?Sized),
+    ) -> Result<(), Abort> {
         self.verify(msg, false, false, now, io, app)?;
         if !self.sent_logout {
             self.logout("", now, io);
@@ -617,7 +763,13 @@ impl Session {
         Ok(())
     }
 
-    fn next_sequence_reset<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, now: u64, io: &mut Io<'_, S>, app: &mut (impl App + ?Sized)) -> Result<(), Abort> {
+    fn next_sequence_reset<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        now: u64,
+        io: &mut Io<'_, S>,
+        app: &mut (impl App + ?Sized),
+    ) -> Result<(), Abort> {
         let gap_fill = msg.flag(123);
         self.verify(msg, gap_fill, gap_fill, now, io, app)?;
         if let Some(new_seq) = msg.get_u64(36) {
@@ -630,7 +782,13 @@ impl Session {
         Ok(())
     }
 
-    fn next_resend_request<S: MessageStore + ?Sized>(&mut self, msg: &Message<'_>, now: u64, io: &mut Io<'_, S>, app: &mut (impl App + ?Sized)) -> Result<(), Abort> {
+    fn next_resend_request<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        now: u64,
+        io: &mut Io<'_, S>,
+        app: &mut (impl App + ?Sized),
+    ) -> Result<(), Abort> {
         self.verify(msg, false, false, now, io, app)?;
         let begin = msg.get_u64(7).unwrap_or(0);
         let mut end = msg.get_u64(16).unwrap_or(0);
@@ -639,7 +797,8 @@ impl Session {
         }
         let mut stored: Vec<(u64, Vec<u8>)> = Vec::new();
         if begin <= end {
-            io.store.fetch(begin, end, &mut |seq, m| stored.push((seq, m.to_vec())));
+            io.store
+                .fetch(begin, end, &mut |seq, m| stored.push((seq, m.to_vec())));
         }
         let mut gap_begin = 0u64;
         let mut current = begin;
@@ -683,7 +842,10 @@ impl Session {
         if message::parse(stored, &mut fields).is_err() {
             return;
         }
-        let m = Message { buf: stored, fields: &fields };
+        let m = Message {
+            buf: stored,
+            fields: &fields,
+        };
         let b = &mut self.builder;
         b.start(m.msg_type());
         for f in &fields[3..fields.len() - 1] {
@@ -747,7 +909,14 @@ pub fn identify_type(frame: &[u8]) -> Option<&[u8]> {
 /// Routing fields reversed for a reply (QuickFIX's reverseRoute): OnBehalfOf <-> DeliverTo.
 fn reverse_route<'a>(msg: &Message<'a>) -> Vec<(u32, Value<'a>)> {
     let mut out = Vec::new();
-    for (from, to) in [(115, 128), (128, 115), (116, 129), (129, 116), (144, 145), (145, 144)] {
+    for (from, to) in [
+        (115, 128),
+        (128, 115),
+        (116, 129),
+        (129, 116),
+        (144, 145),
+        (145, 144),
+    ] {
         if let Some(v) = msg.get(from).filter(|v| !v.is_empty()) {
             out.push((to, Value::Bytes(v)));
         }

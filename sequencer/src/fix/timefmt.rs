@@ -130,10 +130,16 @@ mod tests {
         out.clear();
         write_timestamp(t, 0, &mut out);
         assert_eq!(out, b"20261124-21:27:24");
-        assert_eq!(parse_timestamp(b"20010101-00:00:00"), Some(978_307_200 * NS_PER_SEC));
+        assert_eq!(
+            parse_timestamp(b"20010101-00:00:00"),
+            Some(978_307_200 * NS_PER_SEC)
+        );
         assert!(parse_timestamp(b"20040415").is_none());
         assert!(parse_timestamp(b"20041345-00:00:00").is_none());
         assert!(parse_timestamp(b"20040101-00:00:00.12").is_none());
-        assert_eq!(parse_timestamp(b"20040101-00:00:00.123456789").unwrap() % NS_PER_SEC, 123_456_789);
+        assert_eq!(
+            parse_timestamp(b"20040101-00:00:00.123456789").unwrap() % NS_PER_SEC,
+            123_456_789
+        );
     }
 }

@@ -65,7 +65,10 @@ pub struct Invalid {
 }
 
 fn fail(reason: u32, tag: i64) -> Invalid {
-    Invalid { reason, tag: Some(tag) }
+    Invalid {
+        reason,
+        tag: Some(tag),
+    }
 }
 
 /// One group entry: indices of its fields, and its nested groups.
@@ -84,8 +87,18 @@ struct Group {
 }
 
 /// Reads a group starting after the count field at `fields[*i - 1]`; advances `*i`.
-fn parse_group(fields: &[Field], i: &mut usize, count_field: usize, def: &'static GroupDef, end: usize) -> Group {
-    let mut group = Group { count_field, def, entries: Vec::new() };
+fn parse_group(
+    fields: &[Field],
+    i: &mut usize,
+    count_field: usize,
+    def: &'static GroupDef,
+    end: usize,
+) -> Group {
+    let mut group = Group {
+        count_field,
+        def,
+        entries: Vec::new(),
+    };
     while *i < end {
         let tag = fields[*i].tag;
         let Ok(t) = u32::try_from(tag) else { break };
@@ -135,7 +148,11 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Invalid> {
             seen_body = true;
             body.push(i);
             i += 1;
-            let group_def = def.and_then(|d| u32::try_from(tag).ok().and_then(|t| d.groups.iter().find(|g| g.count == t)));
+            let group_def = def.and_then(|d| {
+                u32::try_from(tag)
+                    .ok()
+                    .and_then(|t| d.groups.iter().find(|g| g.count == t))
+            });
             if let Some(g) = group_def {
                 let count_field = i - 1;
                 groups.push(parse_group(fields, &mut i, count_field, g, last));
@@ -146,7 +163,10 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Invalid> {
         return Err(fail(reason::OUT_OF_ORDER, tag));
     }
     let Some(def) = def else {
-        return Err(Invalid { reason: reason::INVALID_MSG_TYPE, tag: None });
+        return Err(Invalid {
+            reason: reason::INVALID_MSG_TYPE,
+            tag: None,
+        });
     };
 
     // Required fields.
@@ -204,7 +224,11 @@ fn check_field(msg: &Message<'_>, f: &Field) -> Result<(), Invalid> {
     }
 }
 
-fn iterate(msg: &Message<'_>, set: &mut [usize], body: Option<(&MessageDef, &[Group])>) -> Result<(), Invalid> {
+fn iterate(
+    msg: &Message<'_>,
+    set: &mut [usize],
+    body: Option<(&MessageDef, &[Group])>,
+) -> Result<(), Invalid> {
     let fields = msg.fields;
     // Header: 8, 9, 35 first, then by tag; body: by tag (stable, so repeats stay adjacent).
     let pinned = if body.is_none() { 3 } else { 0 };
@@ -232,7 +256,9 @@ fn iterate(msg: &Message<'_>, set: &mut [usize], body: Option<(&MessageDef, &[Gr
 
 fn check_group(msg: &Message<'_>, g: &Group) -> Result<(), Invalid> {
     let count_field = &msg.fields[g.count_field];
-    let declared = std::str::from_utf8(msg.value(count_field)).ok().and_then(|s| s.parse::<usize>().ok());
+    let declared = std::str::from_utf8(msg.value(count_field))
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok());
     if declared != Some(g.entries.len()) {
         return Err(fail(reason::GROUP_COUNT, count_field.tag));
     }

@@ -1,0 +1,377 @@
+//! The engine thread: tails the journal (up to the written position), applies every record to
+//! the engine in sequence order, and turns the outputs into messages for the sessions. Outputs
+//! of record N leave only once N is durable under the journal's policy: an ExecutionReport is
+//! never sent for an input that a crash could lose.
+//!
+//! On start it replays the journal from the beginning; outputs that a session's store shows as
+//! already sent (its high-water mark) are not sent again.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use ordo_engine::output::RejectedOrder;
+use ordo_engine::{CancelReason, ClOrdId, Command, Engine, OrderView, Output, Reason};
+use ordo_journal::{JournalReader, Positions};
+use tokio::sync::mpsc;
+
+use crate::event::{ArchivedEvent, Event};
+use crate::idle::{IdleStrategy, Idler};
+
+/// What a session receives from the engine.
+#[derive(Debug, Clone, Copy)]
+pub enum OutMsg {
+    /// An ExecutionReport about an order.
+    Exec {
+        /// ExecType (150).
+        exec_type: u8,
+        /// The order after the event.
+        view: OrderView,
+        /// LastPx (ticks) and LastQty (lots) for trades.
+        last: Option<(i64, u64)>,
+        /// ClOrdID to report (the cancel request's, for a requested cancel), if not the order's.
+        clordid: Option<ClOrdId>,
+        /// OrigClOrdID, for cancels and replaces.
+        orig_clordid: Option<ClOrdId>,
+        /// Why (cancels, restatements).
+        cancel_reason: Option<CancelReason>,
+    },
+    /// An ExecutionReport rejecting a new order.
+    Rejected {
+        /// The request.
+        order: RejectedOrder,
+        /// Why.
+        reason: Reason,
+    },
+    /// OrderCancelReject (35=9).
+    CancelReject {
+        /// The request's ClOrdID.
+        clordid: ClOrdId,
+        /// OrigClOrdID.
+        orig_clordid: ClOrdId,
+        /// The order, if found (0 if not).
+        order_id: u64,
+        /// A replace (434=2) or a cancel (434=1).
+        is_replace: bool,
+        /// Why.
+        reason: Reason,
+    },
+    /// OrderMassCancelReport (35=r).
+    MassCancel {
+        /// The request's ClOrdID.
+        clordid: ClOrdId,
+        /// Orders cancelled.
+        cancelled: u32,
+        /// Refused, and why.
+        rejected: Option<Reason>,
+    },
+    /// The answer to an OrderStatusRequest about an unknown order.
+    StatusUnknown {
+        /// The request's ClOrdID.
+        clordid: ClOrdId,
+    },
+    /// The result of an operator command (admin channel).
+    Admin {
+        /// Done, or refused with a reason.
+        result: Result<(), Reason>,
+    },
+}
+
+/// One message for one session, with where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbound {
+    /// Session id.
+    pub session: u32,
+    /// Journal sequence number of the input.
+    pub origin_seq: u64,
+    /// Index of the output within that input's outputs (two per fill: buy, sell).
+    pub origin_idx: u32,
+    /// The input's timestamp (TransactTime).
+    pub timestamp_ns: u64,
+    /// The message.
+    pub msg: OutMsg,
+}
+
+/// Engine thread settings.
+pub struct EngineRunner {
+    /// Journal directory.
+    pub dir: std::path::PathBuf,
+    /// Per session, the last output already sent (from the session stores).
+    pub high_water: Vec<(u64, u32)>,
+    /// The admin pseudo-session id.
+    pub admin_session: u32,
+    /// Idle strategy.
+    pub idle: IdleStrategy,
+    /// Outputs held until durable, at most (then the thread waits for durability).
+    pub max_held: usize,
+}
+
+fn route(
+    out: &Output,
+    input: &Event,
+    seq: u64,
+    ts: u64,
+    idx: &mut u32,
+    admin_session: u32,
+    emit: &mut impl FnMut(Outbound),
+) {
+    let mut send = |session: u32, msg: OutMsg| {
+        emit(Outbound {
+            session,
+            origin_seq: seq,
+            origin_idx: *idx,
+            timestamp_ns: ts,
+            msg,
+        });
+        *idx += 1;
+    };
+    let exec = |exec_type: u8, view: OrderView| OutMsg::Exec {
+        exec_type,
+        view,
+        last: None,
+        clordid: None,
+        orig_clordid: None,
+        cancel_reason: None,
+    };
+    match *out {
+        Output::Ack(v) => send(v.session, exec(b'0', v)),
+        Output::Reject { order, reason } => send(order.session, OutMsg::Rejected { order, reason }),
+        Output::Fill {
+            price,
+            qty,
+            buy,
+            sell,
+            ..
+        } => {
+            for v in [buy, sell] {
+                send(
+                    v.session,
+                    OutMsg::Exec {
+                        exec_type: b'F',
+                        view: v,
+                        last: Some((price, qty)),
+                        clordid: None,
+                        orig_clordid: None,
+                        cancel_reason: None,
+                    },
+                );
+            }
+        }
+        Output::Cancelled { order, reason, .. } => {
+            // A requested cancel is answered with the request's ClOrdID and the order's as
+            // OrigClOrdID; other cancels (IOC remainder, kill switch...) are unsolicited.
+            let (clordid, orig) = match (reason, input) {
+                (
+                    CancelReason::User,
+                    Event::Command {
+                        command: Command::Cancel(c),
+                        session,
+                        ..
+                    },
+                ) if *session == order.session => (Some(c.clordid), Some(order.clordid)),
+                _ => (None, None),
+            };
+            send(
+                order.session,
+                OutMsg::Exec {
+                    exec_type: b'4',
+                    view: order,
+                    last: None,
+                    clordid,
+                    orig_clordid: orig,
+                    cancel_reason: Some(reason),
+                },
+            );
+        }
+        Output::Replaced { order, orig_clordid } => send(
+            order.session,
+            OutMsg::Exec {
+                exec_type: b'5',
+                view: order,
+                last: None,
+                clordid: None,
+                orig_clordid: Some(orig_clordid),
+                cancel_reason: None,
+            },
+        ),
+        Output::Restated { order, reason, .. } => send(
+            order.session,
+            OutMsg::Exec {
+                exec_type: b'D',
+                view: order,
+                last: None,
+                clordid: None,
+                orig_clordid: None,
+                cancel_reason: Some(reason),
+            },
+        ),
+        Output::CancelReject {
+            session,
+            clordid,
+            orig_clordid,
+            order_id,
+            is_replace,
+            reason,
+        } => send(
+            session,
+            OutMsg::CancelReject {
+                clordid,
+                orig_clordid,
+                order_id,
+                is_replace,
+                reason,
+            },
+        ),
+        Output::MassCancelDone {
+            session,
+            clordid,
+            cancelled,
+            rejected,
+        } => send(
+            session,
+            OutMsg::MassCancel {
+                clordid,
+                cancelled,
+                rejected,
+            },
+        ),
+        Output::AdminDone | Output::AdminRejected { .. } => {
+            if let Event::Command { session, .. } = input
+                && *session == admin_session
+            {
+                let result = match out {
+                    Output::AdminRejected { reason } => Err(*reason),
+                    _ => Ok(()),
+                };
+                send(admin_session, OutMsg::Admin { result });
+            }
+        }
+        Output::Halted { .. }
+        | Output::Resumed { .. }
+        | Output::KillSwitch { .. }
+        | Output::Level { .. }
+        | Output::TopOfBook { .. } => {}
+    }
+}
+
+impl EngineRunner {
+    /// Starts the engine thread. It stops when `stop` is set and it has caught up.
+    pub fn spawn(
+        self,
+        positions: Arc<Positions>,
+        tx: mpsc::Sender<Outbound>,
+        stop: Arc<AtomicBool>,
+        caught_up: Arc<AtomicBool>,
+    ) -> std::io::Result<JoinHandle<Result<(), String>>> {
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || self.run(&positions, &tx, &stop, &caught_up))
+    }
+
+    fn run(
+        self,
+        positions: &Positions,
+        tx: &mpsc::Sender<Outbound>,
+        stop: &AtomicBool,
+        caught_up: &AtomicBool,
+    ) -> Result<(), String> {
+        let mut reader =
+            JournalReader::open(&self.dir, 1).map_err(|e| format!("engine: open journal: {e}"))?;
+        let mut engine: Option<Engine> = None;
+        let mut outputs: Vec<Output> = Vec::with_capacity(1 << 12);
+        let mut held: VecDeque<Outbound> = VecDeque::with_capacity(self.max_held);
+        let mut idler = Idler::new(self.idle);
+        loop {
+            // Release what is durable.
+            let durable = positions.durable();
+            while held.front().is_some_and(|o| o.origin_seq <= durable) {
+                let o = held.pop_front().expect("front exists");
+                if tx.blocking_send(o).is_err() {
+                    return Ok(()); // the gateway is gone: shutting down
+                }
+            }
+            if held.len() >= self.max_held {
+                idler.idle(false);
+                continue;
+            }
+            let record = match reader.next().map_err(|e| format!("engine: read journal: {e}"))? {
+                Some(r) => r,
+                None => {
+                    caught_up.store(true, Ordering::Release);
+                    if stop.load(Ordering::Acquire) && held.is_empty() {
+                        return Ok(());
+                    }
+                    idler.idle(
+                        !held.is_empty() && held.front().is_some_and(|o| o.origin_seq <= positions.durable()),
+                    );
+                    continue;
+                }
+            };
+            let (seq, ts) = (record.seq(), record.timestamp_ns());
+            let archived = record
+                .access::<ArchivedEvent>()
+                .map_err(|e| format!("engine: record {seq}: {e}"))?;
+            let event: Event = rkyv::deserialize::<Event, rkyv::rancor::Error>(archived)
+                .map_err(|e| format!("engine: record {seq}: {e}"))?;
+            let engine = match (&mut engine, event) {
+                (None, Event::Genesis { config }) => {
+                    engine = Some(Engine::new(config).map_err(|e| format!("engine: genesis: {e}"))?);
+                    engine.as_mut().expect("just set")
+                }
+                (None, _) => return Err(format!("engine: record {seq} comes before the genesis record")),
+                (Some(e), _) => e,
+            };
+            outputs.clear();
+            engine
+                .apply(seq, ts, &event.engine_command(), &mut outputs)
+                .map_err(|e| format!("engine: record {seq}: {e}"))?;
+            let mut idx = 0u32;
+            let hwm = &self.high_water;
+            let mut emit = |o: Outbound| {
+                let sent = hwm
+                    .get(o.session as usize)
+                    .is_some_and(|h| (o.origin_seq, o.origin_idx) <= *h);
+                if !sent {
+                    held.push_back(o);
+                }
+            };
+            if let Event::StatusRequest {
+                session,
+                clordid,
+                target,
+                ..
+            } = event
+            {
+                let view = if target.order_id != 0 {
+                    engine.order(target.order_id)
+                } else {
+                    engine.order_by_clordid(session, &target.orig_clordid)
+                };
+                let msg = match view.filter(|v| v.session == session) {
+                    Some(v) => OutMsg::Exec {
+                        exec_type: b'I',
+                        view: v,
+                        last: None,
+                        clordid: Some(clordid),
+                        orig_clordid: None,
+                        cancel_reason: None,
+                    },
+                    None => OutMsg::StatusUnknown { clordid },
+                };
+                emit(Outbound {
+                    session,
+                    origin_seq: seq,
+                    origin_idx: idx,
+                    timestamp_ns: ts,
+                    msg,
+                });
+                idx += 1;
+            }
+            for out in &outputs {
+                route(out, &event, seq, ts, &mut idx, self.admin_session, &mut emit);
+            }
+            idler.idle(true);
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Engine outputs as FIX messages: ExecutionReport (8), OrderCancelReject (9),
+//! OrderMassCancelReport (r). ExecIDs are `<journal seq>-<output index>`: unique, and the same
+//! on every replay of the journal.
+
+use ordo_engine::{CancelReason, OrdType, OrderView, Reason, Side, TimeInForce};
+
+use crate::catalog::Catalog;
+use crate::engine_runner::{OutMsg, Outbound};
+use crate::fix::builder::{Value, itoa_u64};
+
+fn side(s: Side) -> &'static [u8] {
+    match s {
+        Side::Buy => b"1",
+        Side::Sell => b"2",
+    }
+}
+
+fn ord_type(t: OrdType) -> &'static [u8] {
+    match t {
+        OrdType::Market => b"1",
+        OrdType::Limit => b"2",
+    }
+}
+
+fn tif(t: TimeInForce) -> &'static [u8] {
+    match t {
+        TimeInForce::Day => b"0",
+        TimeInForce::Gtc => b"1",
+        TimeInForce::Ioc => b"3",
+        TimeInForce::Fok => b"4",
+        TimeInForce::Gtd => b"6",
+    }
+}
+
+/// OrdStatus (39) of an order view after an event of `exec_type`.
+fn ord_status(exec_type: u8, v: &OrderView) -> &'static [u8] {
+    if exec_type == b'4' {
+        return b"4";
+    }
+    if v.leaves == 0 {
+        return if v.cum >= v.qty { b"2" } else { b"4" };
+    }
+    if v.cum > 0 { b"1" } else { b"0" }
+}
+
+/// OrdRejReason (103) for an engine reason.
+fn ord_rej_reason(r: Reason) -> &'static [u8] {
+    match r {
+        Reason::UnknownInstrument => b"1",
+        Reason::InstrumentHalted => b"2",
+        Reason::MaxOrderQty
+        | Reason::MaxOrderNotional
+        | Reason::PositionLimit
+        | Reason::CreditLimit
+        | Reason::MaxOpenOrders => b"3",
+        Reason::DuplicateClOrdId => b"6",
+        Reason::UnknownAccount => b"15",
+        Reason::PriceCollar | Reason::InvalidPrice | Reason::PriceOutOfRange => b"13",
+        _ => b"99",
+    }
+}
+
+fn cancel_text(r: CancelReason) -> &'static str {
+    match r {
+        CancelReason::User => "cancelled on request",
+        CancelReason::Unfilled => "unfilled remainder cancelled (IOC/market)",
+        CancelReason::FokUnfilled => "fill or kill could not fill",
+        CancelReason::SelfTrade => "self-trade prevention",
+        CancelReason::KillSwitch => "kill switch",
+        CancelReason::Disconnect => "cancel on disconnect",
+        CancelReason::Expired => "expired",
+        CancelReason::DayEnd => "end of trading day",
+        CancelReason::CircuitBreaker => "circuit breaker tripped",
+        CancelReason::MassCancel => "mass cancel",
+    }
+}
+
+/// Scratch space for the values of one message (no allocation once warm).
+#[derive(Debug, Default)]
+pub struct ReportBuf {
+    exec_id: Vec<u8>,
+}
+
+/// The MsgType and body fields of `out`, for session `catalog.sessions[out.session]`.
+pub fn build<'a>(
+    out: &'a Outbound,
+    catalog: &'a Catalog,
+    buf: &'a mut ReportBuf,
+    fields: &mut Vec<(u32, Value<'a>)>,
+) -> &'static [u8] {
+    fields.clear();
+    buf.exec_id.clear();
+    buf.exec_id.extend_from_slice(itoa_u64(out.origin_seq).as_slice());
+    buf.exec_id.push(b'-');
+    buf.exec_id
+        .extend_from_slice(itoa_u64(u64::from(out.origin_idx)).as_slice());
+    let exec_id: &'a [u8] = &buf.exec_id;
+    let account_name = |id: u32| {
+        catalog
+            .accounts
+            .get(id as usize)
+            .map_or(&b"?"[..], |a| a.as_bytes())
+    };
+    match &out.msg {
+        OutMsg::Exec {
+            exec_type,
+            view,
+            last,
+            clordid,
+            orig_clordid,
+            cancel_reason,
+        } => {
+            let v = view;
+            let instrument = v.instrument;
+            fields.push((37, Value::U64(v.order_id)));
+            fields.push((
+                11,
+                Value::Bytes(clordid.as_ref().unwrap_or(&v.clordid).as_bytes()),
+            ));
+            if let Some(orig) = orig_clordid {
+                fields.push((41, Value::Bytes(orig.as_bytes())));
+            }
+            fields.push((17, Value::Bytes(exec_id)));
+            fields.push((150, Value::Bytes(std::slice::from_ref(exec_type))));
+            fields.push((39, Value::Bytes(ord_status(*exec_type, v))));
+            fields.push((1, Value::Bytes(account_name(v.account))));
+            fields.push((55, Value::Bytes(catalog.symbol(instrument).as_bytes())));
+            fields.push((54, Value::Bytes(side(v.side))));
+            fields.push((38, Value::U64(catalog.qty_units(instrument, v.qty))));
+            fields.push((40, Value::Bytes(ord_type(v.ord_type))));
+            if v.ord_type == OrdType::Limit {
+                let (m, s) = catalog.price_decimal(instrument, i128::from(v.price));
+                fields.push((44, Value::Decimal(m, s)));
+            }
+            fields.push((59, Value::Bytes(tif(v.tif))));
+            fields.push((151, Value::U64(catalog.qty_units(instrument, v.leaves))));
+            fields.push((14, Value::U64(catalog.qty_units(instrument, v.cum))));
+            let avg = if v.cum == 0 {
+                (0, 0)
+            } else {
+                let (m, s) = catalog.price_decimal(instrument, 1);
+                // cum_notional (tick-lots) x tick / cum (lots): nanos, rounded down.
+                (v.cum_notional * m / i128::from(v.cum), s)
+            };
+            fields.push((6, Value::Decimal(avg.0, avg.1)));
+            if let Some((px, qty)) = last {
+                let (m, s) = catalog.price_decimal(instrument, i128::from(*px));
+                fields.push((31, Value::Decimal(m, s)));
+                fields.push((32, Value::U64(catalog.qty_units(instrument, *qty))));
+            }
+            if let Some(r) = cancel_reason {
+                fields.push((58, Value::Bytes(cancel_text(*r).as_bytes())));
+            }
+            if *exec_type == b'D' {
+                fields.push((378, Value::Bytes(b"99")));
+            }
+            fields.push((60, Value::TimeMs(out.timestamp_ns)));
+            b"8"
+        }
+        OutMsg::Rejected { order, reason } => {
+            let instrument = order.instrument;
+            fields.push((37, Value::Bytes(b"NONE")));
+            fields.push((11, Value::Bytes(order.clordid.as_bytes())));
+            fields.push((17, Value::Bytes(exec_id)));
+            fields.push((150, Value::Bytes(b"8")));
+            fields.push((39, Value::Bytes(b"8")));
+            fields.push((1, Value::Bytes(account_name(order.account))));
+            fields.push((55, Value::Bytes(catalog.symbol(instrument).as_bytes())));
+            fields.push((54, Value::Bytes(side(order.side))));
+            fields.push((38, Value::U64(catalog.qty_units(instrument, order.qty))));
+            fields.push((40, Value::Bytes(ord_type(order.ord_type))));
+            fields.push((151, Value::U64(0)));
+            fields.push((14, Value::U64(0)));
+            fields.push((6, Value::U64(0)));
+            fields.push((103, Value::Bytes(ord_rej_reason(*reason))));
+            fields.push((58, Value::Bytes(reason.text().as_bytes())));
+            fields.push((60, Value::TimeMs(out.timestamp_ns)));
+            b"8"
+        }
+        OutMsg::CancelReject {
+            clordid,
+            orig_clordid,
+            order_id,
+            is_replace,
+            reason,
+        } => {
+            if *order_id == 0 {
+                fields.push((37, Value::Bytes(b"NONE")));
+            } else {
+                fields.push((37, Value::U64(*order_id)));
+            }
+            fields.push((11, Value::Bytes(clordid.as_bytes())));
+            fields.push((41, Value::Bytes(orig_clordid.as_bytes())));
+            // The order's status is unknown here for a missing order; 8 (Rejected) per FIX.
+            fields.push((39, Value::Bytes(if *order_id == 0 { b"8" } else { b"0" })));
+            fields.push((434, Value::Bytes(if *is_replace { b"2" } else { b"1" })));
+            let cxl_reason: &[u8] = match reason {
+                Reason::UnknownOrder | Reason::NotYourOrder => b"1",
+                _ => b"99",
+            };
+            fields.push((102, Value::Bytes(cxl_reason)));
+            fields.push((58, Value::Bytes(reason.text().as_bytes())));
+            b"9"
+        }
+        OutMsg::MassCancel {
+            clordid,
+            cancelled,
+            rejected,
+        } => {
+            fields.push((11, Value::Bytes(clordid.as_bytes())));
+            fields.push((37, Value::Bytes(exec_id)));
+            fields.push((530, Value::Bytes(b"7")));
+            match rejected {
+                Some(r) => {
+                    fields.push((531, Value::Bytes(b"0")));
+                    fields.push((532, Value::Bytes(b"99")));
+                    fields.push((58, Value::Bytes(r.text().as_bytes())));
+                }
+                None => fields.push((531, Value::Bytes(b"7"))),
+            }
+            fields.push((533, Value::U64(u64::from(*cancelled))));
+            b"r"
+        }
+        OutMsg::StatusUnknown { clordid } => {
+            fields.push((37, Value::Bytes(b"NONE")));
+            fields.push((11, Value::Bytes(clordid.as_bytes())));
+            fields.push((17, Value::Bytes(exec_id)));
+            fields.push((150, Value::Bytes(b"I")));
+            fields.push((39, Value::Bytes(b"8")));
+            fields.push((54, Value::Bytes(b"1")));
+            fields.push((151, Value::U64(0)));
+            fields.push((14, Value::U64(0)));
+            fields.push((6, Value::U64(0)));
+            fields.push((58, Value::Bytes(b"unknown order")));
+            b"8"
+        }
+        OutMsg::Admin { .. } => b"",
+    }
+}
