@@ -42,6 +42,7 @@ impl Clock for SystemClock {
     }
     fn synchronised(&self) -> bool {
         // adjtimex reports TIME_ERROR when the kernel clock is not synchronised.
+        // SAFETY: timex is a plain C struct for which all-zero bytes are a valid value.
         let mut tx: libc::timex = unsafe { std::mem::zeroed() };
         // SAFETY: a read-only query (modes = 0) into a zeroed struct.
         let state = unsafe { libc::adjtimex(&mut tx) };

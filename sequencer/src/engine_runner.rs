@@ -66,10 +66,14 @@ pub enum OutMsg {
         /// Refused, and why.
         rejected: Option<Reason>,
     },
-    /// The answer to an OrderStatusRequest about an unknown order.
-    StatusUnknown {
-        /// The request's ClOrdID.
+    /// The answer to an OrderStatusRequest (ExecType I).
+    Status {
+        /// The order, if known to this session.
+        view: Option<OrderView>,
+        /// The ClOrdID asked about.
         clordid: ClOrdId,
+        /// OrdStatusReqID, empty if none.
+        request: ClOrdId,
     },
     /// The result of an operator command (admin channel).
     Admin {
@@ -348,16 +352,10 @@ impl EngineRunner {
                 } else {
                     engine.order_by_clordid(session, &target.orig_clordid)
                 };
-                let msg = match view.filter(|v| v.session == session) {
-                    Some(v) => OutMsg::Exec {
-                        exec_type: b'I',
-                        view: v,
-                        last: None,
-                        clordid: Some(clordid),
-                        orig_clordid: None,
-                        cancel_reason: None,
-                    },
-                    None => OutMsg::StatusUnknown { clordid },
+                let msg = OutMsg::Status {
+                    view: view.filter(|v| v.session == session),
+                    clordid: target.orig_clordid,
+                    request: clordid,
                 };
                 emit(Outbound {
                     session,

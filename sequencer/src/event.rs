@@ -36,9 +36,9 @@ pub enum Event {
         session: SessionId,
         /// MsgSeqNum.
         msg_seq: u64,
-        /// The request's ClOrdID.
+        /// The request's OrdStatusReqID (790), empty if none.
         clordid: ClOrdId,
-        /// The order asked about.
+        /// The order asked about (its OrderID if given, and its ClOrdID).
         target: OrderRef,
     },
     /// A Logon with ResetSeqNumFlag=Y (or ResetOnLogon): inbound sequence numbers restart.

@@ -246,12 +246,26 @@ impl NodeApp {
                     }),
                 })
             }),
-            b"H" => Self::clordid(msg, 11).and_then(|clordid| {
+            b"H" => Self::clordid(msg, 11).and_then(|order_clordid| {
+                // The order is named by its ClOrdID (11) or OrderID (37); OrdStatusReqID (790)
+                // names the request and comes back in the answer.
+                let request = match msg.get(790) {
+                    Some(v) => ClOrdId::new(v).ok_or(Refusal::Business(
+                        business::OTHER,
+                        "OrdStatusReqID longer than 32 bytes",
+                        Some(790),
+                    ))?,
+                    None => ClOrdId::default(),
+                };
+                let target = OrderRef {
+                    order_id: msg.get_u64(37).unwrap_or(0),
+                    orig_clordid: order_clordid,
+                };
                 Ok(Event::StatusRequest {
                     session,
                     msg_seq,
-                    clordid,
-                    target: Self::target(msg)?,
+                    clordid: request,
+                    target,
                 })
             }),
             _ => return AppVerdict::Unsupported,

@@ -75,6 +75,56 @@ fn cancel_text(r: CancelReason) -> &'static str {
     }
 }
 
+/// The fields every ExecutionReport about a known order carries.
+fn exec_fields<'a>(
+    fields: &mut Vec<(u32, Value<'a>)>,
+    v: &'a OrderView,
+    exec_type: u8,
+    exec_id: &'a [u8],
+    catalog: &'a Catalog,
+    account: &'a [u8],
+) {
+    let instrument = v.instrument;
+    fields.push((37, Value::U64(v.order_id)));
+    fields.push((11, Value::Bytes(v.clordid.as_bytes())));
+    fields.push((17, Value::Bytes(exec_id)));
+    fields.push((150, Value::Bytes(exec_type_bytes(exec_type))));
+    fields.push((39, Value::Bytes(ord_status(exec_type, v))));
+    fields.push((1, Value::Bytes(account)));
+    fields.push((55, Value::Bytes(catalog.symbol(instrument).as_bytes())));
+    fields.push((54, Value::Bytes(side(v.side))));
+    fields.push((38, Value::U64(catalog.qty_units(instrument, v.qty))));
+    fields.push((40, Value::Bytes(ord_type(v.ord_type))));
+    if v.ord_type == OrdType::Limit {
+        let (m, s) = catalog.price_decimal(instrument, i128::from(v.price));
+        fields.push((44, Value::Decimal(m, s)));
+    }
+    fields.push((59, Value::Bytes(tif(v.tif))));
+    fields.push((151, Value::U64(catalog.qty_units(instrument, v.leaves))));
+    fields.push((14, Value::U64(catalog.qty_units(instrument, v.cum))));
+    let avg = if v.cum == 0 {
+        (0, 0)
+    } else {
+        // cum_notional (tick-lots) x tick (nanos) / cum (lots): nanos, rounded down.
+        let (tick, scale) = catalog.price_decimal(instrument, 1);
+        (v.cum_notional * tick / i128::from(v.cum), scale)
+    };
+    fields.push((6, Value::Decimal(avg.0, avg.1)));
+}
+
+fn exec_type_bytes(t: u8) -> &'static [u8] {
+    match t {
+        b'0' => b"0",
+        b'4' => b"4",
+        b'5' => b"5",
+        b'8' => b"8",
+        b'D' => b"D",
+        b'F' => b"F",
+        b'I' => b"I",
+        _ => b"?",
+    }
+}
+
 /// Scratch space for the values of one message (no allocation once warm).
 #[derive(Debug, Default)]
 pub struct ReportBuf {
@@ -112,37 +162,16 @@ pub fn build<'a>(
         } => {
             let v = view;
             let instrument = v.instrument;
-            fields.push((37, Value::U64(v.order_id)));
-            fields.push((
-                11,
-                Value::Bytes(clordid.as_ref().unwrap_or(&v.clordid).as_bytes()),
-            ));
+            exec_fields(fields, v, *exec_type, exec_id, catalog, account_name(v.account));
+            if let Some(c) = clordid {
+                // A requested cancel: the request's ClOrdID replaces the order's.
+                for f in fields.iter_mut().filter(|f| f.0 == 11) {
+                    f.1 = Value::Bytes(c.as_bytes());
+                }
+            }
             if let Some(orig) = orig_clordid {
                 fields.push((41, Value::Bytes(orig.as_bytes())));
             }
-            fields.push((17, Value::Bytes(exec_id)));
-            fields.push((150, Value::Bytes(std::slice::from_ref(exec_type))));
-            fields.push((39, Value::Bytes(ord_status(*exec_type, v))));
-            fields.push((1, Value::Bytes(account_name(v.account))));
-            fields.push((55, Value::Bytes(catalog.symbol(instrument).as_bytes())));
-            fields.push((54, Value::Bytes(side(v.side))));
-            fields.push((38, Value::U64(catalog.qty_units(instrument, v.qty))));
-            fields.push((40, Value::Bytes(ord_type(v.ord_type))));
-            if v.ord_type == OrdType::Limit {
-                let (m, s) = catalog.price_decimal(instrument, i128::from(v.price));
-                fields.push((44, Value::Decimal(m, s)));
-            }
-            fields.push((59, Value::Bytes(tif(v.tif))));
-            fields.push((151, Value::U64(catalog.qty_units(instrument, v.leaves))));
-            fields.push((14, Value::U64(catalog.qty_units(instrument, v.cum))));
-            let avg = if v.cum == 0 {
-                (0, 0)
-            } else {
-                let (m, s) = catalog.price_decimal(instrument, 1);
-                // cum_notional (tick-lots) x tick / cum (lots): nanos, rounded down.
-                (v.cum_notional * m / i128::from(v.cum), s)
-            };
-            fields.push((6, Value::Decimal(avg.0, avg.1)));
             if let Some((px, qty)) = last {
                 let (m, s) = catalog.price_decimal(instrument, i128::from(*px));
                 fields.push((31, Value::Decimal(m, s)));
@@ -221,17 +250,30 @@ pub fn build<'a>(
             fields.push((533, Value::U64(u64::from(*cancelled))));
             b"r"
         }
-        OutMsg::StatusUnknown { clordid } => {
-            fields.push((37, Value::Bytes(b"NONE")));
-            fields.push((11, Value::Bytes(clordid.as_bytes())));
-            fields.push((17, Value::Bytes(exec_id)));
-            fields.push((150, Value::Bytes(b"I")));
-            fields.push((39, Value::Bytes(b"8")));
-            fields.push((54, Value::Bytes(b"1")));
-            fields.push((151, Value::U64(0)));
-            fields.push((14, Value::U64(0)));
-            fields.push((6, Value::U64(0)));
-            fields.push((58, Value::Bytes(b"unknown order")));
+        OutMsg::Status {
+            view,
+            clordid,
+            request,
+        } => {
+            match view {
+                Some(v) => exec_fields(fields, v, b'I', exec_id, catalog, account_name(v.account)),
+                None => {
+                    fields.push((37, Value::Bytes(b"NONE")));
+                    fields.push((11, Value::Bytes(clordid.as_bytes())));
+                    fields.push((17, Value::Bytes(exec_id)));
+                    fields.push((150, Value::Bytes(b"I")));
+                    fields.push((39, Value::Bytes(b"8")));
+                    fields.push((54, Value::Bytes(b"1")));
+                    fields.push((151, Value::U64(0)));
+                    fields.push((14, Value::U64(0)));
+                    fields.push((6, Value::U64(0)));
+                    fields.push((58, Value::Bytes(b"unknown order")));
+                }
+            }
+            if !request.is_empty() {
+                fields.push((790, Value::Bytes(request.as_bytes())));
+            }
+            fields.push((60, Value::TimeMs(out.timestamp_ns)));
             b"8"
         }
         OutMsg::Admin { .. } => b"",

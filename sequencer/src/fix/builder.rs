@@ -183,7 +183,7 @@ pub fn write_decimal(m: i128, scale: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(itoa_u128(int).as_bytes());
     if frac != 0 {
         let mut width = usize::from(scale);
-        while frac % 10 == 0 {
+        while frac.is_multiple_of(10) {
             frac /= 10;
             width -= 1;
         }
@@ -218,7 +218,7 @@ mod tests {
         let text = String::from_utf8(out.clone()).unwrap().replace('\x01', "|");
         assert_eq!(
             text,
-            "8=FIX.4.4|9=61|35=0|34=2|49=ISLD|52=20261124-21:27:24.123|56=TW44|112=HELLO|10=233|"
+            "8=FIX.4.4|9=61|35=0|34=2|49=ISLD|52=20261124-21:27:24.123|56=TW44|112=HELLO|10=083|"
         );
         let mut fields = Vec::new();
         super::super::message::parse(&out, &mut fields).unwrap();

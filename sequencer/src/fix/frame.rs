@@ -47,23 +47,30 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// Finds the first frame in `buf`. `max_bytes` bounds a message (BodyLength plus framing).
 pub fn next_frame(buf: &[u8], max_bytes: usize) -> Frame {
-    let Some(start) = find(buf, b"8=", 0) else {
-        // Keep a trailing '8': it may be the start of "8=".
-        let skip = if buf.last() == Some(&b'8') {
-            buf.len() - 1
-        } else {
-            buf.len()
+    let Some(start) = find(buf, b"8=FIX", 0) else {
+        // Keep a tail that may be the beginning of "8=FIX".
+        let keep = (1..=4)
+            .rev()
+            .find(|&k| k <= buf.len() && b"8=FIX".starts_with(&buf[buf.len() - k..]))
+            .unwrap_or(0);
+        return Frame::Incomplete {
+            skip: buf.len() - keep,
         };
-        return Frame::Incomplete { skip };
     };
-    let Some(nine) = find(buf, b"\x019=", start) else {
-        if buf.len() - start > max_bytes {
-            return Frame::TooLarge {
-                announced: buf.len() - start,
-            };
+    // The second field must be BodyLength: "8=FIX...<SOH>9=". Otherwise this is garbage, not
+    // the start of a frame that would swallow the next message.
+    let Some(nine) = buf[start..].iter().position(|&b| b == SOH).map(|p| p + start) else {
+        if buf.len() - start > 64 {
+            return Frame::Garbage { skip: start + 2 };
         }
         return Frame::Incomplete { skip: start };
     };
+    if buf.len() < nine + 3 {
+        return Frame::Incomplete { skip: start };
+    }
+    if &buf[nine..nine + 3] != b"\x019=" {
+        return Frame::Garbage { skip: start + 2 };
+    }
     let digits_from = nine + 3;
     let mut pos = digits_from;
     let mut length: usize = 0;
@@ -137,6 +144,11 @@ mod tests {
         );
         assert_eq!(next_frame(&one[..10], 1 << 16), Frame::Incomplete { skip: 0 });
         assert_eq!(next_frame(b"xx8", 1 << 16), Frame::Incomplete { skip: 2 });
+        assert_eq!(next_frame(b"xx8=FI", 1 << 16), Frame::Incomplete { skip: 2 });
+        assert_eq!(next_frame(b"8=not fix", 1 << 16), Frame::Incomplete { skip: 9 });
+        let mut g = m("8=FIX.4.4|35=0|");
+        g.extend_from_slice(&one);
+        assert_eq!(next_frame(&g, 1 << 16), Frame::Garbage { skip: 2 });
         assert!(matches!(
             next_frame(&m("8=FIX.4.4|9=x5|35=0|"), 1 << 16),
             Frame::Garbage { .. }

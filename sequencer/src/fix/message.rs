@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn parse_and_check_envelope() {
-        let frame = m("8=FIX.4.4|9=5|35=0|10=161|");
+        let frame = m("8=FIX.4.4|9=5|35=0|10=163|");
         let mut fields = Vec::new();
         parse(&frame, &mut fields).unwrap();
         let msg = Message {
@@ -178,11 +178,11 @@ mod tests {
         assert_eq!(msg.msg_type(), b"0");
         assert_eq!(fields.len(), 4);
         assert_eq!(
-            parse(&m("8=FIX.4.4|9=6|35=0|10=161|"), &mut fields),
+            parse(&m("8=FIX.4.4|9=6|35=0|10=163|"), &mut fields),
             Err(Malformed::BodyLength)
         );
         assert_eq!(
-            parse(&m("8=FIX.4.4|9=5|35=0|10=162|"), &mut fields),
+            parse(&m("8=FIX.4.4|9=5|35=0|10=164|"), &mut fields),
             Err(Malformed::CheckSum)
         );
         assert_eq!(

@@ -22,6 +22,8 @@ use std::process::{Command, ExitCode};
 const DEBIAN_PACKAGES: &[&str] = &["libclang-dev", "libbsd-dev", "uuid-dev"];
 /// Oldest cmake that builds Aeron 1.54.
 const CMAKE_MIN: (u32, u32) = (3, 30);
+/// The QuickFIX Python binding ../shared/fix/README.md names.
+const QUICKFIX_VERSION: &str = "1.16.0";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -187,6 +189,29 @@ fn ensure_cmake(venv: &Path) -> Result<(), String> {
     }
 }
 
+/// The QuickFIX Python binding the FIX test peers (`../shared/fix/qf_client.py`) need. PyPI has
+/// only the sdist for 1.16.0: pip compiles it (about 5.5 minutes on 2 cores) and caches the wheel.
+fn ensure_quickfix(venv: &Path) -> Result<(), String> {
+    let python = venv.join("bin").join("python");
+    let probe = output_of(Command::new(&python).args([
+        "-c",
+        "import importlib.metadata as m; print(m.version('quickfix'))",
+    ]));
+    if probe.is_some_and(|v| v.trim() == QUICKFIX_VERSION) {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing quickfix=={QUICKFIX_VERSION} from PyPI into {} (compiles C++: ~5 minutes)",
+        venv.display()
+    );
+    run(Command::new(venv.join("bin").join("pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("quickfix=={QUICKFIX_VERSION}"),
+    ]))
+}
+
 fn ensure_nextest(env: &Env, root: &Path) -> Result<(), String> {
     if output_of(env.cargo(root).args(["nextest", "--version"])).is_some() {
         return Ok(());
@@ -212,6 +237,7 @@ fn demo(root: &Path, extra: &[String]) -> Result<(), String> {
 
 fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     let env = setup(root)?;
+    ensure_quickfix(&root.join("target").join("tools").join("venv"))?;
     let mut failures = Vec::new();
     if let Err(e) = run(env.cargo(root).args(["fmt", "--all", "--", "--check"])) {
         failures.push(e);
@@ -223,6 +249,8 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     {
         failures.push(e);
     }
+    // The workspace tests start the real `ordo` binary (tests/src/lib.rs finds it beside them).
+    run(env.cargo(root).args(["build", "--bin", "ordo"]))?;
     let tests = run(env
         .cargo(root)
         .args(["nextest", "run", "--workspace", "--no-fail-fast"])
