@@ -142,6 +142,9 @@ pub struct NodeConfig {
     /// Idle strategy of the sequencer and engine threads: spin, yield or backoff.
     #[serde(default = "default_idle")]
     pub idle: String,
+    /// Threads of the sequencer and engine: "shared" (one thread, the default) or "dedicated".
+    #[serde(default = "default_pipeline")]
+    pub pipeline: String,
     /// Milliseconds between idle Tick events (time rules fire on time).
     #[serde(default = "default_tick")]
     pub tick_ms: u64,
@@ -179,6 +182,9 @@ fn default_clock() -> String {
 }
 fn default_idle() -> String {
     "backoff".into()
+}
+fn default_pipeline() -> String {
+    "shared".into()
 }
 fn default_tick() -> u64 {
     100

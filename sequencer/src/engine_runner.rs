@@ -9,7 +9,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 use ordo_engine::output::RejectedOrder;
 use ordo_engine::{CancelReason, ClOrdId, Command, Engine, OrderView, Output, Reason};
@@ -17,7 +16,6 @@ use ordo_journal::{JournalReader, Positions};
 use tokio::sync::mpsc;
 
 use crate::event::{ArchivedEvent, Event};
-use crate::idle::{IdleStrategy, Idler};
 
 /// What a session receives from the engine.
 #[derive(Debug, Clone, Copy)]
@@ -105,8 +103,6 @@ pub struct EngineRunner {
     pub high_water: Vec<(u64, u32)>,
     /// The admin pseudo-session id.
     pub admin_session: u32,
-    /// Idle strategy.
-    pub idle: IdleStrategy,
     /// Outputs held until durable, at most (then the thread waits for durability).
     pub max_held: usize,
 }
@@ -259,117 +255,172 @@ fn route(
     }
 }
 
+/// What one engine duty cycle did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineWork {
+    /// Records applied or outputs released.
+    Did(usize),
+    /// Caught up with the journal; outputs wait for durability when `waiting_durable`.
+    Idle {
+        /// Outputs are held for a durable position that has not arrived yet.
+        waiting_durable: bool,
+    },
+    /// Stopped: asked to stop, caught up and nothing held (or the gateway is gone).
+    Finished,
+}
+
+/// The engine as an agent: [`EngineAgent::do_work`] releases durable outputs and applies the
+/// next journal record. It runs on its own thread ([`EngineRunner::spawn`]) or shares one with
+/// the sequencer agent.
+pub struct EngineAgent {
+    runner: EngineRunner,
+    positions: Arc<Positions>,
+    tx: mpsc::Sender<Outbound>,
+    stop: Arc<AtomicBool>,
+    caught_up: Arc<AtomicBool>,
+    reader: JournalReader,
+    engine: Option<Engine>,
+    outputs: Vec<Output>,
+    held: VecDeque<Outbound>,
+}
+
 impl EngineRunner {
-    /// Starts the engine thread. It stops when `stop` is set and it has caught up.
-    pub fn spawn(
+    /// The agent, reading the journal from its first record. It finishes when `stop` is set
+    /// and it has caught up.
+    pub fn agent(
         self,
         positions: Arc<Positions>,
         tx: mpsc::Sender<Outbound>,
         stop: Arc<AtomicBool>,
         caught_up: Arc<AtomicBool>,
-    ) -> std::io::Result<JoinHandle<Result<(), String>>> {
-        std::thread::Builder::new()
-            .name("engine".into())
-            .spawn(move || self.run(&positions, &tx, &stop, &caught_up))
+    ) -> Result<EngineAgent, String> {
+        let reader = JournalReader::open(&self.dir, 1).map_err(|e| format!("engine: open journal: {e}"))?;
+        let max_held = self.max_held;
+        Ok(EngineAgent {
+            runner: self,
+            positions,
+            tx,
+            stop,
+            caught_up,
+            reader,
+            engine: None,
+            outputs: Vec::with_capacity(1 << 12),
+            held: VecDeque::with_capacity(max_held),
+        })
     }
+}
 
-    fn run(
-        self,
-        positions: &Positions,
-        tx: &mpsc::Sender<Outbound>,
-        stop: &AtomicBool,
-        caught_up: &AtomicBool,
-    ) -> Result<(), String> {
-        let mut reader =
-            JournalReader::open(&self.dir, 1).map_err(|e| format!("engine: open journal: {e}"))?;
-        let mut engine: Option<Engine> = None;
-        let mut outputs: Vec<Output> = Vec::with_capacity(1 << 12);
-        let mut held: VecDeque<Outbound> = VecDeque::with_capacity(self.max_held);
-        let mut idler = Idler::new(self.idle);
-        loop {
-            // Release what is durable.
-            let durable = positions.durable();
-            while held.front().is_some_and(|o| o.origin_seq <= durable) {
-                let o = held.pop_front().expect("front exists");
-                if tx.blocking_send(o).is_err() {
-                    return Ok(()); // the gateway is gone: shutting down
-                }
+impl EngineAgent {
+    /// One duty cycle: release what is durable, then apply at most one journal record.
+    pub fn do_work(&mut self) -> Result<EngineWork, String> {
+        let mut released = 0;
+        let durable = self.positions.durable();
+        while self.held.front().is_some_and(|o| o.origin_seq <= durable) {
+            let o = self.held.pop_front().expect("front exists");
+            // Back-pressure: a full outbound channel stops the engine (and so the sequencer's
+            // queue fills and the gateway answers "system busy").
+            if self.tx.blocking_send(o).is_err() {
+                return Ok(EngineWork::Finished); // the gateway is gone: shutting down
             }
-            if held.len() >= self.max_held {
-                idler.idle(false);
-                continue;
-            }
-            let record = match reader.next().map_err(|e| format!("engine: read journal: {e}"))? {
-                Some(r) => r,
-                None => {
-                    caught_up.store(true, Ordering::Release);
-                    if stop.load(Ordering::Acquire) && held.is_empty() {
-                        return Ok(());
-                    }
-                    idler.idle(
-                        !held.is_empty() && held.front().is_some_and(|o| o.origin_seq <= positions.durable()),
-                    );
-                    continue;
-                }
-            };
-            let (seq, ts) = (record.seq(), record.timestamp_ns());
-            let archived = record
-                .access::<ArchivedEvent>()
-                .map_err(|e| format!("engine: record {seq}: {e}"))?;
-            let event: Event = rkyv::deserialize::<Event, rkyv::rancor::Error>(archived)
-                .map_err(|e| format!("engine: record {seq}: {e}"))?;
-            let engine = match (&mut engine, event) {
-                (None, Event::Genesis { config }) => {
-                    engine = Some(Engine::new(config).map_err(|e| format!("engine: genesis: {e}"))?);
-                    engine.as_mut().expect("just set")
-                }
-                (None, _) => return Err(format!("engine: record {seq} comes before the genesis record")),
-                (Some(e), _) => e,
-            };
-            outputs.clear();
-            engine
-                .apply(seq, ts, &event.engine_command(), &mut outputs)
-                .map_err(|e| format!("engine: record {seq}: {e}"))?;
-            let mut idx = 0u32;
-            let hwm = &self.high_water;
-            let mut emit = |o: Outbound| {
-                let sent = hwm
-                    .get(o.session as usize)
-                    .is_some_and(|h| (o.origin_seq, o.origin_idx) <= *h);
-                if !sent {
-                    held.push_back(o);
-                }
-            };
-            if let Event::StatusRequest {
-                session,
-                clordid,
-                target,
-                ..
-            } = event
-            {
-                let view = if target.order_id != 0 {
-                    engine.order(target.order_id)
-                } else {
-                    engine.order_by_clordid(session, &target.orig_clordid)
-                };
-                let msg = OutMsg::Status {
-                    view: view.filter(|v| v.session == session),
-                    clordid: target.orig_clordid,
-                    request: clordid,
-                };
-                emit(Outbound {
-                    session,
-                    origin_seq: seq,
-                    origin_idx: idx,
-                    timestamp_ns: ts,
-                    msg,
-                });
-                idx += 1;
-            }
-            for out in &outputs {
-                route(out, &event, seq, ts, &mut idx, self.admin_session, &mut emit);
-            }
-            idler.idle(true);
+            released += 1;
         }
+        if self.held.len() >= self.runner.max_held {
+            return Ok(if released > 0 {
+                EngineWork::Did(released)
+            } else {
+                EngineWork::Idle {
+                    waiting_durable: true,
+                }
+            });
+        }
+        let record = match self
+            .reader
+            .next()
+            .map_err(|e| format!("engine: read journal: {e}"))?
+        {
+            Some(r) => r,
+            None => {
+                self.caught_up.store(true, Ordering::Release);
+                if self.stop.load(Ordering::Acquire) && self.held.is_empty() {
+                    return Ok(EngineWork::Finished);
+                }
+                return Ok(if released > 0 {
+                    EngineWork::Did(released)
+                } else {
+                    EngineWork::Idle {
+                        waiting_durable: !self.held.is_empty(),
+                    }
+                });
+            }
+        };
+        let (seq, ts) = (record.seq(), record.timestamp_ns());
+        let archived = record
+            .access::<ArchivedEvent>()
+            .map_err(|e| format!("engine: record {seq}: {e}"))?;
+        let event: Event = rkyv::deserialize::<Event, rkyv::rancor::Error>(archived)
+            .map_err(|e| format!("engine: record {seq}: {e}"))?;
+        let engine = match (&mut self.engine, event) {
+            (None, Event::Genesis { config }) => {
+                self.engine = Some(Engine::new(config).map_err(|e| format!("engine: genesis: {e}"))?);
+                self.engine.as_mut().expect("just set")
+            }
+            (None, _) => return Err(format!("engine: record {seq} comes before the genesis record")),
+            (Some(e), _) => e,
+        };
+        self.outputs.clear();
+        engine
+            .apply(seq, ts, &event.engine_command(), &mut self.outputs)
+            .map_err(|e| format!("engine: record {seq}: {e}"))?;
+        let mut idx = 0u32;
+        let hwm = &self.runner.high_water;
+        let held = &mut self.held;
+        let mut emit = |o: Outbound| {
+            // Outputs the session store already holds were sent before a restart: replaying
+            // the journal regenerates them, and they must not go out twice.
+            let sent = hwm
+                .get(o.session as usize)
+                .is_some_and(|h| (o.origin_seq, o.origin_idx) <= *h);
+            if !sent {
+                held.push_back(o);
+            }
+        };
+        if let Event::StatusRequest {
+            session,
+            clordid,
+            target,
+            ..
+        } = event
+        {
+            let view = if target.order_id != 0 {
+                engine.order(target.order_id)
+            } else {
+                engine.order_by_clordid(session, &target.orig_clordid)
+            };
+            let msg = OutMsg::Status {
+                view: view.filter(|v| v.session == session),
+                clordid: target.orig_clordid,
+                request: clordid,
+            };
+            emit(Outbound {
+                session,
+                origin_seq: seq,
+                origin_idx: idx,
+                timestamp_ns: ts,
+                msg,
+            });
+            idx += 1;
+        }
+        for out in &self.outputs {
+            route(
+                out,
+                &event,
+                seq,
+                ts,
+                &mut idx,
+                self.runner.admin_session,
+                &mut emit,
+            );
+        }
+        Ok(EngineWork::Did(released + 1))
     }
 }

@@ -14,6 +14,7 @@ pub mod fix_app;
 pub mod gateway;
 pub mod idle;
 pub mod node;
+pub mod pipeline;
 pub mod reports;
 pub mod sequencing;
 pub mod store;

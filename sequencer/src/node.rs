@@ -27,8 +27,9 @@ use crate::fix::session::{MemoryStore, Session, SessionConfig};
 use crate::fix_app::NodeApp;
 use crate::gateway::{Gateway, GatewayLimits, Registry, Slot, lock, wall_clock_ns};
 use crate::idle::IdleStrategy;
+use crate::pipeline::{self, Pipeline};
 use crate::reports::{self, ReportBuf};
-use crate::sequencing::{self, Inbound};
+use crate::sequencing::{self, Inbound, SequencerAgent};
 use crate::store::JournalStore;
 
 /// Bound of the gateway -> sequencer queue (inputs waiting to be journaled). When full, new
@@ -188,6 +189,7 @@ pub async fn run(
     let catalog = Arc::new(Catalog::new(&cfg)?);
     let durability: Durability = cfg.durability.parse()?;
     let idle: IdleStrategy = cfg.idle.parse()?;
+    let layout: Pipeline = cfg.pipeline.parse()?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("create {}: {e}", cfg.data_dir.display()))?;
     let journal_dir = cfg.data_dir.join("journal");
     let scan = scan_journal(&journal_dir, catalog.sessions.len())?;
@@ -216,15 +218,13 @@ pub async fn run(
         }
     }
     let (inbound_tx, inbound_rx) = sync_channel(INBOUND_QUEUE);
-    let sequencer = sequencing::spawn(
+    let sequencer = SequencerAgent::new(
         writer,
         stamper,
         inbound_rx,
-        initial,
+        &initial,
         Duration::from_millis(cfg.tick_ms.max(1)),
-        idle,
-    )
-    .map_err(|e| format!("start sequencer: {e}"))?;
+    )?;
 
     let mut registry = Registry::default();
     let mut high_water = Vec::new();
@@ -244,17 +244,15 @@ pub async fn run(
         dir: journal_dir.clone(),
         high_water,
         admin_session: catalog.admin_session(),
-        idle,
         max_held: MAX_HELD,
     };
-    let engine = runner
-        .spawn(
-            Arc::clone(&positions),
-            out_tx,
-            Arc::clone(&stop),
-            Arc::clone(&caught_up),
-        )
-        .map_err(|e| format!("start engine: {e}"))?;
+    let threads = {
+        let (positions, engine_stop, caught_up) =
+            (Arc::clone(&positions), Arc::clone(&stop), Arc::clone(&caught_up));
+        let make_engine = move || runner.agent(positions, out_tx, engine_stop, caught_up);
+        pipeline::start(layout, sequencer, make_engine, idle, Arc::clone(&stop))
+            .map_err(|e| format!("start pipeline: {e}"))?
+    };
 
     let handle = NodeHandle {
         inbound: inbound_tx.clone(),
@@ -325,9 +323,12 @@ pub async fn run(
     let _ = inbound_tx.send(Inbound::Shutdown);
     drop(inbound_tx);
     drop(handle);
-    let seq_result = tokio::task::spawn_blocking(move || sequencer.join()).await;
+    let seq_result = tokio::task::spawn_blocking(move || threads.sequencer.join()).await;
     stop.store(true, Ordering::Release);
-    let engine_result = tokio::task::spawn_blocking(move || engine.join()).await;
+    let engine_result = match threads.engine {
+        Some(engine) => tokio::task::spawn_blocking(move || engine.join()).await,
+        None => Ok(Ok(Ok(()))),
+    };
     router.abort();
     admin_socket.abort();
     for slot in registry.all() {

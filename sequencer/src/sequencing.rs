@@ -3,7 +3,8 @@
 //! publishes the batch; when idle it appends Tick events so the engine's time rules fire on
 //! time. Nothing acts on an input before it is in the journal.
 
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use ordo_journal::JournalWriter;
 
 use crate::clock::Stamper;
 use crate::event::{Event, KIND_EVENT};
-use crate::idle::{IdleStrategy, Idler};
+use crate::idle::{Doorbell, IdleStrategy, Idler};
 
 /// The session id of events the node makes itself (ticks, setup).
 pub const NODE_SESSION: u32 = u32::MAX;
@@ -32,87 +33,158 @@ pub enum Inbound {
 /// Most inputs appended per published batch (bounds the latency of the batch's first input).
 const MAX_BATCH: usize = 256;
 
-/// Starts the sequencer thread.
-pub fn spawn(
-    mut writer: JournalWriter,
-    mut stamper: Stamper,
+/// The sequencer as an agent (Aeron's duty-cycle pattern): [`SequencerAgent::do_work`] appends
+/// what is queued and returns how much it did; whoever runs it decides how to idle. It runs on
+/// its own thread ([`spawn`]) or shares one with the engine agent (`node::Pipeline::Shared`).
+pub struct SequencerAgent {
+    writer: JournalWriter,
+    stamper: Stamper,
     rx: Receiver<Inbound>,
-    initial: Vec<Event>,
     tick: Duration,
+    last_append: Instant,
+    /// An input taken by a blocking receive while idle, appended first in the next batch.
+    waiting: Option<Inbound>,
+    stopped: bool,
+}
+
+impl SequencerAgent {
+    /// Appends `initial` (genesis and setup on a fresh journal) and the clock record.
+    pub fn new(
+        mut writer: JournalWriter,
+        mut stamper: Stamper,
+        rx: Receiver<Inbound>,
+        initial: &[Event],
+        tick: Duration,
+    ) -> Result<SequencerAgent, String> {
+        let source = FixedStr::from_text(&stamper.clock().source()).unwrap_or_default();
+        let synchronised = stamper.clock().synchronised();
+        for e in initial
+            .iter()
+            .chain(std::iter::once(&Event::Clock { source, synchronised }))
+        {
+            let ts = stamper.stamp();
+            writer
+                .append_archived(ts, KIND_EVENT, e)
+                .map_err(|e| format!("journal append: {e}"))?;
+        }
+        Ok(SequencerAgent {
+            writer,
+            stamper,
+            rx,
+            tick,
+            last_append: Instant::now(),
+            waiting: None,
+            stopped: false,
+        })
+    }
+
+    /// One duty cycle: appends up to [`MAX_BATCH`] queued inputs as one published batch, or a
+    /// Tick when nothing was appended for the tick period. Returns the records appended.
+    pub fn do_work(&mut self) -> Result<usize, String> {
+        let mut n = 0;
+        {
+            let mut batch = self.writer.batch();
+            while n < MAX_BATCH {
+                let next = match self.waiting.take() {
+                    Some(input) => Ok(input),
+                    None => self.rx.try_recv(),
+                };
+                match next {
+                    Ok(Inbound::Event(e)) => {
+                        let ts = self.stamper.stamp();
+                        batch
+                            .append_archived(ts, KIND_EVENT, &e)
+                            .map_err(|e| format!("journal append: {e}"))?;
+                        n += 1;
+                    }
+                    Ok(Inbound::Tracked(e, reply)) => {
+                        let ts = self.stamper.stamp();
+                        let seq = batch
+                            .append_archived(ts, KIND_EVENT, &e)
+                            .map_err(|e| format!("journal append: {e}"))?;
+                        let _ = reply.send(seq);
+                        n += 1;
+                    }
+                    Ok(Inbound::Shutdown) | Err(TryRecvError::Disconnected) => {
+                        self.stopped = true;
+                        break;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+        }
+        if n > 0 {
+            self.last_append = Instant::now();
+        } else if !self.stopped && self.last_append.elapsed() >= self.tick {
+            let t = Event::Command {
+                session: NODE_SESSION,
+                msg_seq: 0,
+                command: Command::Tick,
+            };
+            let ts = self.stamper.stamp();
+            self.writer
+                .append_archived(ts, KIND_EVENT, &t)
+                .map_err(|e| format!("journal append: {e}"))?;
+            self.last_append = Instant::now();
+            n = 1;
+        }
+        Ok(n)
+    }
+
+    /// Blocks on the input queue for at most `pause` (and never past the next tick); a gateway
+    /// send ends the wait at once.
+    pub fn block(&mut self, pause: Duration) {
+        if self.waiting.is_some() || self.stopped {
+            return;
+        }
+        let until_tick = self.tick.saturating_sub(self.last_append.elapsed());
+        match self.rx.recv_timeout(pause.min(until_tick)) {
+            Ok(input) => self.waiting = Some(input),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.stopped = true,
+        }
+    }
+
+    /// Whether a Shutdown was taken (nothing more will be appended).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Syncs and closes the journal.
+    pub fn close(self) -> Result<(), String> {
+        if self.stamper.clamped() > 0 {
+            tracing::warn!(
+                clamped = self.stamper.clamped(),
+                "clock went backwards; stamps were clamped"
+            );
+        }
+        self.writer
+            .close()
+            .map(|_| ())
+            .map_err(|e| format!("journal close: {e}"))
+    }
+}
+
+/// Runs the sequencer agent on its own thread. It rings `engine_bell` whenever it has
+/// published records.
+pub fn spawn(
+    mut agent: SequencerAgent,
     idle: IdleStrategy,
+    engine_bell: Arc<Doorbell>,
 ) -> std::io::Result<JoinHandle<Result<(), String>>> {
     std::thread::Builder::new()
         .name("sequencer".into())
         .spawn(move || {
-            let append =
-                |writer: &mut JournalWriter, stamper: &mut Stamper, e: &Event| -> Result<u64, String> {
-                    let ts = stamper.stamp();
-                    writer
-                        .append_archived(ts, KIND_EVENT, e)
-                        .map_err(|e| format!("journal append: {e}"))
-                };
-            let source = FixedStr::from_text(&stamper.clock().source()).unwrap_or_default();
-            let synchronised = stamper.clock().synchronised();
-            for e in initial
-                .iter()
-                .chain(std::iter::once(&Event::Clock { source, synchronised }))
-            {
-                append(&mut writer, &mut stamper, e)?;
-            }
             let mut idler = Idler::new(idle);
-            let mut last_append = Instant::now();
-            let mut stop = false;
-            while !stop {
-                let mut n = 0;
-                {
-                    let mut batch = writer.batch();
-                    while n < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(Inbound::Event(e)) => {
-                                let ts = stamper.stamp();
-                                batch
-                                    .append_archived(ts, KIND_EVENT, &e)
-                                    .map_err(|e| format!("journal append: {e}"))?;
-                                n += 1;
-                            }
-                            Ok(Inbound::Tracked(e, reply)) => {
-                                let ts = stamper.stamp();
-                                let seq = batch
-                                    .append_archived(ts, KIND_EVENT, &e)
-                                    .map_err(|e| format!("journal append: {e}"))?;
-                                let _ = reply.send(seq);
-                                n += 1;
-                            }
-                            Ok(Inbound::Shutdown) | Err(TryRecvError::Disconnected) => {
-                                stop = true;
-                                break;
-                            }
-                            Err(TryRecvError::Empty) => break,
-                        }
-                    }
-                }
+            while !agent.stopped() {
+                let n = agent.do_work()?;
                 if n > 0 {
-                    last_append = Instant::now();
-                } else if last_append.elapsed() >= tick {
-                    let t = Event::Command {
-                        session: NODE_SESSION,
-                        msg_seq: 0,
-                        command: Command::Tick,
-                    };
-                    append(&mut writer, &mut stamper, &t)?;
-                    last_append = Instant::now();
+                    engine_bell.ring();
                 }
-                idler.idle(n > 0);
+                if let Some(pause) = idler.idle_for(n > 0) {
+                    agent.block(pause);
+                }
             }
-            if stamper.clamped() > 0 {
-                tracing::warn!(
-                    clamped = stamper.clamped(),
-                    "clock went backwards; stamps were clamped"
-                );
-            }
-            writer
-                .close()
-                .map(|_| ())
-                .map_err(|e| format!("journal close: {e}"))
+            agent.close()
         })
 }

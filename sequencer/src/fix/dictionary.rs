@@ -1,6 +1,137 @@
 //! The FIX 4.4 data dictionary (generated data in `fix44_data.rs`) and lookups into it.
 
-use super::fix44_data::{FIELDS, HEADER, HEADER_GROUPS, MESSAGES, TRAILER};
+use std::sync::OnceLock;
+
+use super::fix44_data::{FIELDS, HEADER, HEADER_GROUPS, HEADER_REQUIRED, MESSAGES, TRAILER};
+
+/// Direct-index lookup tables over the generated dictionary, built once: the validator asks
+/// "which field is tag T", "is T a header field", "which message is 35=X" for every field of
+/// every inbound message, and binary or linear searches there cost more than the parsing
+/// (measured with `ordo bench fix`).
+struct Tables {
+    /// Per tag up to the largest defined tag: index into FIELDS, or `NO_FIELD`.
+    field_index: Vec<u16>,
+    /// Per tag: `CLASS_HEADER`, `CLASS_TRAILER` or 0.
+    class: Vec<u8>,
+    /// Per one- or two-byte MsgType (`b0 * 256 + b1`, b1 = 0 for one byte): index into
+    /// MESSAGES, or `NO_FIELD`.
+    message_index: Vec<u16>,
+    /// HEADER_REQUIRED sorted (missing fields are reported lowest tag first).
+    header_required: Vec<u32>,
+    /// Per message (MESSAGES order): bitmaps over tags of its body fields and of its group
+    /// count fields (a binary search per field was the validator's largest cost).
+    body_bits: Vec<MessageBits>,
+}
+
+/// Bitmaps of one message's body: which tags it allows, which are group counts.
+#[derive(Debug)]
+pub struct MessageBits {
+    allowed: Vec<u64>,
+    group_counts: Vec<u64>,
+}
+
+impl MessageBits {
+    fn bit(set: &[u64], tag: i64) -> bool {
+        usize::try_from(tag).is_ok_and(|t| set.get(t / 64).is_some_and(|w| w & (1 << (t % 64)) != 0))
+    }
+    /// Whether the message's body may hold `tag` (group count fields included, group members
+    /// not).
+    #[inline]
+    pub fn allows(&self, tag: i64) -> bool {
+        Self::bit(&self.allowed, tag)
+    }
+    /// Whether `tag` is the count field of one of the message's groups.
+    #[inline]
+    pub fn is_group_count(&self, tag: i64) -> bool {
+        Self::bit(&self.group_counts, tag)
+    }
+}
+
+const NO_FIELD: u16 = u16::MAX;
+const CLASS_HEADER: u8 = 1;
+const CLASS_TRAILER: u8 = 2;
+
+fn tables() -> &'static Tables {
+    static TABLES: OnceLock<Tables> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        let max_tag = FIELDS.iter().map(|f| f.tag).max().unwrap_or(0) as usize;
+        assert!(FIELDS.len() < usize::from(NO_FIELD) && MESSAGES.len() < usize::from(NO_FIELD));
+        let mut field_index = vec![NO_FIELD; max_tag + 1];
+        for (i, f) in FIELDS.iter().enumerate() {
+            field_index[f.tag as usize] = i as u16;
+        }
+        let mut class = vec![0u8; max_tag + 1];
+        let header_tags = HEADER
+            .iter()
+            .chain(HEADER_GROUPS.iter().flat_map(|g| g.fields.iter()));
+        for &t in header_tags {
+            if let Some(c) = class.get_mut(t as usize) {
+                *c = CLASS_HEADER;
+            }
+        }
+        for &t in TRAILER {
+            if let Some(c) = class.get_mut(t as usize) {
+                *c = CLASS_TRAILER;
+            }
+        }
+        let mut message_index = vec![NO_FIELD; 256 * 256];
+        for (i, m) in MESSAGES.iter().enumerate() {
+            if let Some(key) = message_key(m.msg_type.as_bytes()) {
+                message_index[key] = i as u16;
+            }
+        }
+        let mut header_required = HEADER_REQUIRED.to_vec();
+        header_required.sort_unstable();
+        let words = max_tag / 64 + 1;
+        let body_bits = MESSAGES
+            .iter()
+            .map(|m| {
+                let mut bits = MessageBits {
+                    allowed: vec![0; words],
+                    group_counts: vec![0; words],
+                };
+                let set = |v: &mut Vec<u64>, t: u32| {
+                    let t = t as usize;
+                    if t / 64 >= v.len() {
+                        v.resize(t / 64 + 1, 0);
+                    }
+                    v[t / 64] |= 1 << (t % 64);
+                };
+                for &t in m.fields {
+                    set(&mut bits.allowed, t);
+                }
+                for g in m.groups {
+                    set(&mut bits.group_counts, g.count);
+                }
+                bits
+            })
+            .collect();
+        Tables {
+            field_index,
+            class,
+            message_index,
+            header_required,
+            body_bits,
+        }
+    })
+}
+
+fn message_key(msg_type: &[u8]) -> Option<usize> {
+    match *msg_type {
+        [a] => Some(usize::from(a) * 256),
+        [a, b] if b != 0 => Some(usize::from(a) * 256 + usize::from(b)),
+        _ => None,
+    }
+}
+
+fn tag_index(tag: i64) -> Option<usize> {
+    usize::try_from(tag).ok()
+}
+
+/// The standard header's required fields, lowest tag first.
+pub fn header_required() -> &'static [u32] {
+    &tables().header_required
+}
 
 /// How a field's value must look (QuickFIX's field convertors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,28 +201,39 @@ pub struct MessageDef {
 
 /// The field definition of `tag`.
 pub fn field(tag: i64) -> Option<&'static FieldDef> {
-    let tag = u32::try_from(tag).ok()?;
-    FIELDS
-        .binary_search_by_key(&tag, |f| f.tag)
-        .ok()
-        .map(|i| &FIELDS[i])
+    let i = *tables().field_index.get(tag_index(tag)?)?;
+    (i != NO_FIELD).then(|| &FIELDS[usize::from(i)])
 }
 
 /// The message definition of `msg_type`.
 pub fn message(msg_type: &[u8]) -> Option<&'static MessageDef> {
-    MESSAGES.iter().find(|m| m.msg_type.as_bytes() == msg_type)
+    match message_key(msg_type) {
+        Some(key) => {
+            let i = tables().message_index[key];
+            (i != NO_FIELD).then(|| &MESSAGES[usize::from(i)])
+        }
+        None => MESSAGES.iter().find(|m| m.msg_type.as_bytes() == msg_type),
+    }
+}
+
+/// The body bitmaps of `msg_type` (None for an unknown type).
+pub fn message_bits(msg_type: &[u8]) -> Option<&'static MessageBits> {
+    let t = tables();
+    let i = match message_key(msg_type) {
+        Some(key) => usize::from(t.message_index[key]),
+        None => MESSAGES.iter().position(|m| m.msg_type.as_bytes() == msg_type)?,
+    };
+    t.body_bits.get(i)
 }
 
 /// Whether `tag` is a standard header field.
 pub fn is_header(tag: i64) -> bool {
-    u32::try_from(tag).is_ok_and(|t| {
-        HEADER.binary_search(&t).is_ok() || HEADER_GROUPS.iter().any(|g| g.fields.binary_search(&t).is_ok())
-    })
+    tag_index(tag).and_then(|t| tables().class.get(t)) == Some(&CLASS_HEADER)
 }
 
 /// Whether `tag` is a standard trailer field.
 pub fn is_trailer(tag: i64) -> bool {
-    u32::try_from(tag).is_ok_and(|t| TRAILER.binary_search(&t).is_ok())
+    tag_index(tag).and_then(|t| tables().class.get(t)) == Some(&CLASS_TRAILER)
 }
 
 /// Whether a message type is an admin (session-level) message.

@@ -39,16 +39,10 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
     out.clear();
     let mut pos = 0usize;
     while pos < frame.len() {
-        let eq = frame[pos..]
-            .iter()
-            .position(|&b| b == b'=')
-            .map(|p| p + pos)
-            .ok_or(Malformed::BadField)?;
-        let tag_bytes = &frame[pos..eq];
-        let tag = parse_tag(tag_bytes).ok_or(Malformed::BadField)?;
-        let soh = frame[eq + 1..]
-            .iter()
-            .position(|&b| b == SOH)
+        // The tag: digits (an optional '-' for broken input that validation then rejects) up
+        // to '=', parsed in the same pass that finds the '='.
+        let (tag, eq) = scan_tag(frame, pos).ok_or(Malformed::BadField)?;
+        let soh = memchr::memchr(SOH, &frame[eq + 1..])
             .map(|p| p + eq + 1)
             .ok_or(Malformed::BadField)?;
         if out.len() == MAX_FIELDS {
@@ -94,16 +88,27 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
     Ok(())
 }
 
-fn parse_tag(b: &[u8]) -> Option<i64> {
-    let (neg, digits) = match b.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, b),
-    };
-    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
+/// Parses the tag starting at `frame[pos]`: returns it and the position of its '='. None if
+/// the tag is empty, longer than 9 digits, or holds anything but digits (and a leading '-').
+#[inline]
+fn scan_tag(frame: &[u8], pos: usize) -> Option<(i64, usize)> {
+    let neg = frame.get(pos) == Some(&b'-');
+    let first = pos + usize::from(neg);
+    let mut i = first;
+    let mut v = 0i64;
+    loop {
+        match *frame.get(i)? {
+            c @ b'0'..=b'9' => {
+                if i - first == 9 {
+                    return None;
+                }
+                v = v * 10 + i64::from(c - b'0');
+            }
+            b'=' if i > first => return Some((if neg { -v } else { v }, i)),
+            _ => return None,
+        }
+        i += 1;
     }
-    let v = digits.iter().fold(0i64, |a, &c| a * 10 + i64::from(c - b'0'));
-    Some(if neg { -v } else { v })
 }
 
 /// A message view over a frame and its fields.

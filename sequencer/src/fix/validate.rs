@@ -4,9 +4,8 @@
 //! in tag order), then field by field (header, trailer, body, each in tag order): repeated tag,
 //! empty value, data format, enumerated value, unknown tag, tag not in this message, group count.
 
-use super::dictionary::{self, GroupDef, MessageDef};
-use super::fix44_data::HEADER_REQUIRED;
-use super::message::{Field, Message};
+use super::dictionary::{self, GroupDef, MessageBits};
+use super::message::{Field, MAX_FIELDS, Message};
 
 /// SessionRejectReason (373) values.
 pub mod reason {
@@ -121,14 +120,38 @@ fn parse_group(
 
 /// Validates a parsed message whose envelope (8, 9, 35 ... 10, length, checksum) is correct.
 pub fn validate(msg: &Message<'_>) -> Result<(), Invalid> {
+    // Structure: header, then body, then trailer. Field positions go into this thread's
+    // scratch buffers (a message has at most MAX_FIELDS fields, so they never grow after the
+    // first message): no allocation unless the message has groups.
+    SCRATCH.with_borrow_mut(|scratch| validate_with(msg, scratch))
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch {
+        header: vec![0; MAX_FIELDS],
+        body: vec![0; MAX_FIELDS],
+    });
+}
+
+/// Reused field-position buffers of [`validate`], `MAX_FIELDS` long each.
+struct Scratch {
+    header: Vec<usize>,
+    body: Vec<usize>,
+}
+
+fn validate_with(msg: &Message<'_>, scratch: &mut Scratch) -> Result<(), Invalid> {
     let fields = msg.fields;
     let last = fields.len() - 1; // the checksum
-    // Structure: header, then body, then trailer.
-    let mut header: Vec<usize> = vec![0, 1, 2];
-    let mut body: Vec<usize> = Vec::new();
+    let Scratch {
+        header: header_buf,
+        body: body_buf,
+    } = scratch;
+    let (mut header_len, mut body_len) = (3usize, 0usize);
+    header_buf[..3].copy_from_slice(&[0, 1, 2]);
     let mut groups: Vec<Group> = Vec::new();
     let mut out_of_order: Option<i64> = None;
     let def = dictionary::message(msg.msg_type());
+    let bits = dictionary::message_bits(msg.msg_type());
     let mut seen_body = false;
     let mut i = 3;
     while i < last {
@@ -137,7 +160,8 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Invalid> {
             if seen_body && out_of_order.is_none() {
                 out_of_order = Some(tag);
             }
-            header.push(i);
+            header_buf[header_len] = i;
+            header_len += 1;
             i += 1;
         } else if dictionary::is_trailer(tag) {
             if out_of_order.is_none() {
@@ -146,13 +170,15 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Invalid> {
             i += 1;
         } else {
             seen_body = true;
-            body.push(i);
+            body_buf[body_len] = i;
+            body_len += 1;
             i += 1;
-            let group_def = def.and_then(|d| {
-                u32::try_from(tag)
+            let group_def = match (def, bits) {
+                (Some(d), Some(b)) if b.is_group_count(tag) => u32::try_from(tag)
                     .ok()
-                    .and_then(|t| d.groups.iter().find(|g| g.count == t))
-            });
+                    .and_then(|t| d.groups.iter().find(|g| g.count == t)),
+                _ => None,
+            };
             if let Some(g) = group_def {
                 let count_field = i - 1;
                 groups.push(parse_group(fields, &mut i, count_field, g, last));
@@ -170,24 +196,25 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Invalid> {
     };
 
     // Required fields.
+    let header = &mut header_buf[..header_len];
+    let body = &mut body_buf[..body_len];
     let has = |set: &[usize], tag: u32| set.iter().any(|&k| fields[k].tag == i64::from(tag));
-    let mut header_required: Vec<u32> = HEADER_REQUIRED.to_vec();
-    header_required.sort_unstable();
-    for &tag in &header_required {
-        if !has(&header, tag) {
+    for &tag in dictionary::header_required() {
+        if !has(header, tag) {
             return Err(fail(reason::REQUIRED_MISSING, i64::from(tag)));
         }
     }
     for &tag in def.required {
-        if !has(&body, tag) {
+        if !has(body, tag) {
             return Err(fail(reason::REQUIRED_MISSING, i64::from(tag)));
         }
     }
     check_group_required(fields, &groups)?;
 
     // Field by field.
-    iterate(msg, &mut header, None)?;
-    iterate(msg, &mut body, Some((def, &groups)))?;
+    iterate(msg, header, None)?;
+    let bits = bits.expect("a known message type has bitmaps");
+    iterate(msg, body, Some((bits, &groups)))?;
     Ok(())
 }
 
@@ -227,12 +254,13 @@ fn check_field(msg: &Message<'_>, f: &Field) -> Result<(), Invalid> {
 fn iterate(
     msg: &Message<'_>,
     set: &mut [usize],
-    body: Option<(&MessageDef, &[Group])>,
+    body: Option<(&MessageBits, &[Group])>,
 ) -> Result<(), Invalid> {
     let fields = msg.fields;
     // Header: 8, 9, 35 first, then by tag; body: by tag (stable, so repeats stay adjacent).
     let pinned = if body.is_none() { 3 } else { 0 };
-    set[pinned..].sort_by_key(|&k| fields[k].tag);
+    // Unstable is enough: repeated tags end up adjacent either way.
+    set[pinned..].sort_unstable_by_key(|&k| fields[k].tag);
     let mut previous: Option<i64> = None;
     for &k in set.iter() {
         let f = &fields[k];
@@ -240,9 +268,8 @@ fn iterate(
             return Err(fail(reason::REPEATED, f.tag));
         }
         check_field(msg, f)?;
-        if let Some((def, groups)) = body {
-            let in_message = u32::try_from(f.tag).is_ok_and(|t| def.fields.binary_search(&t).is_ok());
-            if !in_message {
+        if let Some((bits, groups)) = body {
+            if !bits.allows(f.tag) {
                 return Err(fail(reason::NOT_IN_MESSAGE, f.tag));
             }
             if let Some(g) = groups.iter().find(|g| g.count_field == k) {

@@ -1,0 +1,129 @@
+//! How the sequencer and engine agents get threads.
+//!
+//! * `shared` (the default): one thread runs both duty cycles. Every input then reaches the
+//!   engine without a thread wake-up between sequencer and engine (on this 2-core VM a wake-up
+//!   costs tens of microseconds), and the pipeline takes one core, not two, leaving the other
+//!   to the gateway. When idle the thread blocks on the input queue: a gateway send wakes it.
+//! * `dedicated`: a thread each, the engine parked on a doorbell the sequencer rings. For
+//!   machines with cores to spare (and `idle = "spin"`).
+//!
+//! Either way the journal comes first: the engine agent reads records only after the sequencer
+//! has published them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::engine_runner::{EngineAgent, EngineWork};
+use crate::idle::{Doorbell, IdleStrategy, Idler};
+use crate::sequencing::{self, SequencerAgent};
+
+/// Records the engine applies per shared duty cycle before the sequencer runs again (bounds
+/// how long new input waits behind a backlog).
+const ENGINE_BURST: usize = 512;
+/// Longest block while outputs wait for an fsync (the syncer does not ring the pipeline).
+const DURABLE_POLL: Duration = Duration::from_micros(50);
+
+/// Thread layout of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipeline {
+    /// Sequencer and engine share one thread.
+    Shared,
+    /// A thread each.
+    Dedicated,
+}
+
+impl std::str::FromStr for Pipeline {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shared" => Ok(Pipeline::Shared),
+            "dedicated" => Ok(Pipeline::Dedicated),
+            other => Err(format!("unknown pipeline {other:?}: shared or dedicated")),
+        }
+    }
+}
+
+/// The running pipeline's threads.
+pub struct Threads {
+    /// The thread that owns the journal writer (and, shared, also the engine).
+    pub sequencer: JoinHandle<Result<(), String>>,
+    /// The engine thread (dedicated only).
+    pub engine: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// Starts the pipeline. `make_engine` builds the engine agent on the thread that runs it.
+/// `stop` tells the engine no more input will come (shared: set by the thread itself once the
+/// sequencer has stopped).
+pub fn start(
+    layout: Pipeline,
+    sequencer: SequencerAgent,
+    make_engine: impl FnOnce() -> Result<EngineAgent, String> + Send + 'static,
+    idle: IdleStrategy,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<Threads> {
+    match layout {
+        Pipeline::Dedicated => {
+            let bell = Arc::new(Doorbell::default());
+            let engine_bell = Arc::clone(&bell);
+            let engine = std::thread::Builder::new().name("engine".into()).spawn(move || {
+                let mut agent = make_engine()?;
+                let mut idler = Idler::new(idle);
+                engine_bell.register_current();
+                loop {
+                    match agent.do_work()? {
+                        EngineWork::Finished => return Ok(()),
+                        EngineWork::Did(_) => idler.idle(true),
+                        EngineWork::Idle { .. } => idler.idle(false),
+                    }
+                }
+            })?;
+            let sequencer = sequencing::spawn(sequencer, idle, bell)?;
+            Ok(Threads {
+                sequencer,
+                engine: Some(engine),
+            })
+        }
+        Pipeline::Shared => {
+            let thread = std::thread::Builder::new()
+                .name("pipeline".into())
+                .spawn(move || {
+                    let mut engine = make_engine()?;
+                    let mut sequencer = Some(sequencer);
+                    let mut idler = Idler::new(idle);
+                    loop {
+                        let mut work = 0;
+                        if let Some(s) = sequencer.as_mut() {
+                            work += s.do_work()?;
+                            if s.stopped() {
+                                sequencer.take().expect("present").close()?;
+                                stop.store(true, Ordering::Release);
+                            }
+                        }
+                        let mut waiting_durable = false;
+                        for _ in 0..ENGINE_BURST {
+                            match engine.do_work()? {
+                                EngineWork::Did(n) => work += n,
+                                EngineWork::Idle { waiting_durable: w } => {
+                                    waiting_durable = w;
+                                    break;
+                                }
+                                EngineWork::Finished => return Ok(()),
+                            }
+                        }
+                        if let Some(pause) = idler.idle_for(work > 0) {
+                            match sequencer.as_mut() {
+                                Some(s) if !waiting_durable => s.block(pause),
+                                _ => std::thread::park_timeout(pause.min(DURABLE_POLL)),
+                            }
+                        }
+                    }
+                })?;
+            Ok(Threads {
+                sequencer: thread,
+                engine: None,
+            })
+        }
+    }
+}
