@@ -11,6 +11,7 @@ static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocato
 mod alloc_count;
 mod bench;
 mod journal_cmd;
+mod loadgen;
 mod node_cmd;
 mod time_fmt;
 
@@ -28,6 +29,9 @@ enum Command {
     Node(node_cmd::NodeArgs),
     /// Send an operator command to a running node (sequenced like any input).
     Admin(node_cmd::AdminArgs),
+    /// Open-loop FIX load against a node: many sessions, fixed rate, latency corrected for
+    /// coordinated omission.
+    Loadgen(loadgen::LoadgenArgs),
     /// Inspect, verify and dump journals.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -71,6 +75,8 @@ enum BenchCommand {
     Journal(bench::journal::JournalBenchArgs),
     /// The matching and risk engine on a seeded exchange-core-like workload, and orderbook-rs.
     Engine(bench::engine::EngineBenchArgs),
+    /// FIX framing, parsing and dictionary validation of NewOrderSingle messages.
+    Fix(bench::fix::FixBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +91,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Node(args) => node_cmd::run(&args),
         Command::Admin(args) => node_cmd::admin(&args),
+        Command::Loadgen(args) => match loadgen::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen: FAILED: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Journal(JournalCommand::Verify { dir }) => journal_cmd::verify(&dir),
         Command::Journal(JournalCommand::Inspect { dir }) => journal_cmd::inspect(&dir),
         Command::Journal(JournalCommand::Dump {
@@ -95,5 +108,6 @@ fn main() -> ExitCode {
         }) => journal_cmd::dump(&dir, from, to, format),
         Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args),
         Command::Bench(BenchCommand::Engine(args)) => bench::engine::run(&args),
+        Command::Bench(BenchCommand::Fix(args)) => bench::fix::run(&args),
     }
 }

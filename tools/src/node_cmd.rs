@@ -17,6 +17,17 @@ pub struct NodeArgs {
     /// FIX listen address; overrides the configuration.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// Idle strategy of the sequencer and engine threads (spin, yield, backoff); overrides the
+    /// configuration. `spin` needs a free core per spinning thread.
+    #[arg(long)]
+    pub idle: Option<String>,
+    /// Threads of the sequencer and engine (shared, dedicated); overrides the configuration.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Journal durability before an ExecutionReport leaves (none, batch, interval:<us>);
+    /// overrides the configuration.
+    #[arg(long)]
+    pub durability: Option<String>,
     /// Test-only echo application (QuickFIX acceptance suite): D and d are echoed back.
     #[arg(long)]
     pub echo: bool,
@@ -35,6 +46,15 @@ fn load(args: &NodeArgs) -> Result<NodeConfig, String> {
     }
     if let Some(l) = args.listen {
         cfg.listen = l;
+    }
+    if let Some(i) = &args.idle {
+        cfg.idle = i.clone();
+    }
+    if let Some(p) = &args.pipeline {
+        cfg.pipeline = p.clone();
+    }
+    if let Some(d) = &args.durability {
+        cfg.durability = d.clone();
     }
     Ok(cfg)
 }

@@ -1,6 +1,7 @@
 //! `ordo bench ...`: benchmarks that print throughput and hdrhistogram percentiles.
 
 pub mod engine;
+pub mod fix;
 pub mod journal;
 
 use hdrhistogram::Histogram;
