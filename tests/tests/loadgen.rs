@@ -1,0 +1,91 @@
+//! `ordo loadgen` against a real node, and `ordo bench fix`: both run end to end, every request
+//! is answered, and the summaries carry the figures the benchmarks document.
+
+use std::process::Command;
+
+use ordo_tests::{Node, ordo_bin};
+
+/// A short open-loop run over 4 sessions: every request answered, the latency line printed, the
+/// node still healthy and its journal holds every request.
+#[test]
+fn loadgen_short_run_answers_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let out = Command::new(ordo_bin())
+        .arg("loadgen")
+        .args(["--connect", &format!("127.0.0.1:{}", node.port)])
+        .args(["--rate", "1000", "--duration-s", "2", "--warmup-s", "1"])
+        .output()
+        .expect("run ordo loadgen");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    // 3 s at 1,000/s: 3,000 requests, all answered.
+    assert!(text.contains("sent 3000 requests (2000 measured)"), "{text}");
+    assert!(text.contains("answered 3000, missing 0"), "{text}");
+    assert!(text.contains("rejects 0"), "{text}");
+    let latency = text
+        .lines()
+        .find(|l| l.contains("request -> first ExecutionReport"))
+        .unwrap_or_else(|| panic!("no latency line: {text}"));
+    for p in ["p50 ", "p99 ", "p99.9 ", "max "] {
+        assert!(latency.contains(p), "{latency}");
+    }
+    assert!(node.terminate().success());
+    // Every request and the node's own events are in the journal, which verifies.
+    let verify = Command::new(ordo_bin())
+        .args(["journal", "verify"])
+        .arg(dir.path().join("journal"))
+        .output()
+        .expect("run ordo journal verify");
+    let v = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{v}");
+    let records: u64 = v
+        .split_whitespace()
+        .skip_while(|w| !w.ends_with(':'))
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no record count in {v}"));
+    assert!(records > 3000, "{v}");
+}
+
+/// A node that refuses the logons (wrong password) makes loadgen fail, not report figures.
+#[test]
+fn loadgen_fails_when_it_cannot_log_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let out = Command::new(ordo_bin())
+        .arg("loadgen")
+        .args(["--connect", &format!("127.0.0.1:{}", node.port)])
+        .args([
+            "--password",
+            "wrong",
+            "--rate",
+            "100",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0",
+        ])
+        .output()
+        .expect("run ordo loadgen");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("loadgen: FAILED"), "{text}");
+    assert!(node.terminate().success());
+}
+
+/// The parser benchmark validates its input before timing it and prints its figures.
+#[test]
+fn bench_fix_prints_throughput_and_percentiles() {
+    let out = Command::new(ordo_bin())
+        .args(["bench", "fix", "--messages", "20000"])
+        .output()
+        .expect("run ordo bench fix");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("M msgs/s") && text.contains("allocations 0 "),
+        "{text}"
+    );
+    assert!(text.contains("p99.9 "), "{text}");
+}
