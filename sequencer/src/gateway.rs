@@ -279,7 +279,10 @@ impl Gateway {
                 close |= g.close;
             }
             if !out.is_empty() {
-                if socket.write_all(&out).await.is_err() {
+                if !self
+                    .write_out(&mut socket, &out, slot.as_ref(), &wake, conn_id)
+                    .await
+                {
                     break 'conn;
                 }
                 out.clear();
@@ -299,6 +302,41 @@ impl Gateway {
                 session.disconnected(&mut **app);
             }
         }
+    }
+
+    /// Writes `out` to the socket; false if the connection must close. A client that stops
+    /// reading fills its socket buffers and the write waits; meanwhile the router keeps adding
+    /// to the session's pending output until it passes `max_pending_bytes` and marks the slot
+    /// for closing (a slow consumer). The wait watches for that mark, so a stuck client is
+    /// disconnected instead of holding its connection task (and a growing buffer) for ever.
+    async fn write_out(
+        &self,
+        socket: &mut TcpStream,
+        out: &[u8],
+        slot: Option<&Arc<Mutex<Slot>>>,
+        wake: &Notify,
+        conn_id: u64,
+    ) -> bool {
+        let mut written = 0;
+        while written < out.len() {
+            tokio::select! {
+                r = socket.write(&out[written..]) => match r {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => written += n,
+                },
+                _ = wake.notified() => {
+                    if slot.is_some_and(|s| lock(s).close) {
+                        tracing::warn!(
+                            conn = conn_id,
+                            unsent = out.len() - written,
+                            "slow consumer: closed while its socket was full"
+                        );
+                        return false;
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// Processes every complete frame in `buf`; returns whether to close.

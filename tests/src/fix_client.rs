@@ -116,6 +116,29 @@ impl FixClient {
         let _ = self.stream.write_all(bytes);
     }
 
+    /// [`FixClient::send`], reporting a failed write (the node closed the connection, or a
+    /// write timeout set with [`FixClient::set_write_timeout`] passed).
+    pub fn send_checked(&mut self, msg_type: &str, body: &[(u32, &str)]) -> std::io::Result<()> {
+        let b = &mut self.builder;
+        b.start(msg_type.as_bytes());
+        b.field(49, Value::Bytes(self.sender.as_bytes()));
+        b.field(56, Value::Bytes(self.target.as_bytes()));
+        b.field(34, Value::U64(self.next_out));
+        b.field(52, Value::TimeMs(now_ns()));
+        for (t, v) in body {
+            b.field(*t, Value::Bytes(v.as_bytes()));
+        }
+        let mut out = Vec::new();
+        b.finish(&mut out);
+        self.next_out += 1;
+        self.stream.write_all(&out)
+    }
+
+    /// Bounds how long a write may block (None: for ever).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.stream.set_write_timeout(timeout)
+    }
+
     /// Reads the next message.
     pub fn read(&mut self, timeout: Duration) -> Got {
         let deadline = Instant::now() + timeout;

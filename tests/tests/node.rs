@@ -363,3 +363,67 @@ fn connection_flood_is_bounded() {
     drop(conns);
     after(node, h);
 }
+
+#[test]
+fn slow_consumer_is_disconnected_and_others_are_unaffected() {
+    // An outbound bound (512 KiB) smaller than what the socket buffers hold, so the node's write
+    // blocks on the full socket before the bound is passed: the case that must not hang.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "outbound_queue = 2000\n{}",
+            ordo_sequencer::config::DEFAULT_CONFIG
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let node = Node::start(&data, &["--config", config.to_str().unwrap()]);
+    let mut h = logged_on(node.port, 8);
+    let mut slow = logged_on(node.port, 1);
+    slow.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    // Orders that rest (no trades), and never a read: every ack piles up in the node. Once the
+    // client's socket buffers are full the node's pending output passes its bound, and it
+    // closes the connection; our writes then fail (or block, once it stops reading us).
+    let mut sent = 0u32;
+    let mut write_error = None;
+    while sent < 200_000 && write_error.is_none() {
+        let clordid = format!("s{sent}");
+        write_error = slow
+            .send_checked(
+                "D",
+                &[
+                    (11, &clordid),
+                    (1, "ACC1"),
+                    (21, "1"),
+                    (55, "AAA"),
+                    (54, "1"),
+                    (60, "20261124-00:00:00"),
+                    (38, "1"),
+                    (40, "2"),
+                    (44, "90"),
+                    (59, "0"),
+                ],
+            )
+            .err();
+        sent += 1;
+        if sent % 5_000 == 0 {
+            // Meanwhile another session is served normally.
+            healthy(&mut h);
+        }
+    }
+    // The node must have closed the connection by itself, while we were still not reading: our
+    // write then fails because the connection is gone (reset or broken pipe). A write that merely
+    // timed out means the node was still holding the connection open, blocked on us.
+    let kind = write_error.map(|e| e.kind());
+    assert!(
+        matches!(
+            kind,
+            Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)
+        ),
+        "after {sent} unread orders the node had not closed the slow connection: {kind:?}"
+    );
+    healthy(&mut h);
+    after(node, h);
+}
