@@ -408,7 +408,7 @@ fn slow_consumer_is_disconnected_and_others_are_unaffected() {
             )
             .err();
         sent += 1;
-        if sent % 5_000 == 0 {
+        if sent.is_multiple_of(5_000) {
             // Meanwhile another session is served normally.
             healthy(&mut h);
         }
