@@ -142,7 +142,8 @@ pub struct NodeConfig {
     /// Idle strategy of the sequencer and engine threads: spin, yield or backoff.
     #[serde(default = "default_idle")]
     pub idle: String,
-    /// Threads of the sequencer and engine: "shared" (one thread, the default) or "dedicated".
+    /// Threads of the sequencer and engine: "inline" (on the gateway's thread, the default),
+    /// "shared" (one thread of their own) or "dedicated" (a thread each).
     #[serde(default = "default_pipeline")]
     pub pipeline: String,
     /// Milliseconds between idle Tick events (time rules fire on time).
@@ -184,7 +185,7 @@ fn default_idle() -> String {
     "backoff".into()
 }
 fn default_pipeline() -> String {
-    "shared".into()
+    "inline".into()
 }
 fn default_tick() -> u64 {
     100

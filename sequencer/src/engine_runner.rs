@@ -260,10 +260,11 @@ fn route(
 pub enum EngineWork {
     /// Records applied or outputs released.
     Did(usize),
-    /// Caught up with the journal; outputs wait for durability when `waiting_durable`.
+    /// Nothing to do now.
     Idle {
-        /// Outputs are held for a durable position that has not arrived yet.
-        waiting_durable: bool,
+        /// Outputs are held for a durable position that has not arrived yet, or for room in
+        /// the outbound channel: nothing rings the pipeline when either changes, so it polls.
+        must_poll: bool,
     },
     /// Stopped: asked to stop, caught up and nothing held (or the gateway is gone).
     Finished,
@@ -318,19 +319,27 @@ impl EngineAgent {
         while self.held.front().is_some_and(|o| o.origin_seq <= durable) {
             let o = self.held.pop_front().expect("front exists");
             // Back-pressure: a full outbound channel stops the engine (and so the sequencer's
-            // queue fills and the gateway answers "system busy").
-            if self.tx.blocking_send(o).is_err() {
-                return Ok(EngineWork::Finished); // the gateway is gone: shutting down
+            // queue fills and the gateway answers "system busy"). Never a blocking send: the
+            // inline pipeline runs on the gateway's own runtime thread, which drains it.
+            match self.tx.try_send(o) {
+                Ok(()) => released += 1,
+                Err(mpsc::error::TrySendError::Full(o)) => {
+                    self.held.push_front(o);
+                    return Ok(if released > 0 {
+                        EngineWork::Did(released)
+                    } else {
+                        EngineWork::Idle { must_poll: true }
+                    });
+                }
+                // The gateway is gone: shutting down.
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(EngineWork::Finished),
             }
-            released += 1;
         }
         if self.held.len() >= self.runner.max_held {
             return Ok(if released > 0 {
                 EngineWork::Did(released)
             } else {
-                EngineWork::Idle {
-                    waiting_durable: true,
-                }
+                EngineWork::Idle { must_poll: true }
             });
         }
         let record = match self
@@ -348,7 +357,7 @@ impl EngineAgent {
                     EngineWork::Did(released)
                 } else {
                     EngineWork::Idle {
-                        waiting_durable: !self.held.is_empty(),
+                        must_poll: !self.held.is_empty(),
                     }
                 });
             }

@@ -6,7 +6,6 @@
 //! BusinessMessageReject; everything else is sequenced and the engine decides.
 
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, TrySendError};
 
 use ordo_engine::{
     Cancel, CancelReplace, ClOrdId, Command, MassCancel, NewOrder, OrdType, OrderRef, Side, StpMode,
@@ -19,7 +18,7 @@ use crate::event::Event;
 use crate::fix::message::Message;
 use crate::fix::session::{App, AppVerdict, Reply};
 use crate::fix::timefmt;
-use crate::sequencing::Inbound;
+use crate::sequencing::{Inbound, InboundTx, Refused};
 
 /// BusinessRejectReason (380) values.
 mod business {
@@ -35,7 +34,7 @@ const UNKNOWN_INSTRUMENT: u32 = u32::MAX;
 pub struct NodeApp {
     session: u32,
     catalog: Arc<Catalog>,
-    tx: SyncSender<Inbound>,
+    tx: InboundTx,
 }
 
 impl std::fmt::Debug for NodeApp {
@@ -56,7 +55,7 @@ enum Refusal {
 
 impl NodeApp {
     /// The application of session `session`.
-    pub fn new(session: u32, catalog: Arc<Catalog>, tx: SyncSender<Inbound>) -> Self {
+    pub fn new(session: u32, catalog: Arc<Catalog>, tx: InboundTx) -> Self {
         NodeApp { session, catalog, tx }
     }
 
@@ -67,12 +66,12 @@ impl NodeApp {
     fn enqueue(&self, event: Event) -> AppVerdict {
         match self.tx.try_send(Inbound::Event(event)) {
             Ok(()) => AppVerdict::Accept,
-            Err(TrySendError::Full(_)) => AppVerdict::BusinessReject {
+            Err(Refused::Full) => AppVerdict::BusinessReject {
                 reason: business::APPLICATION_NOT_AVAILABLE,
                 text: "system busy: sequencer queue full",
                 tag: None,
             },
-            Err(TrySendError::Disconnected(_)) => AppVerdict::BusinessReject {
+            Err(Refused::Stopped) => AppVerdict::BusinessReject {
                 reason: business::APPLICATION_NOT_AVAILABLE,
                 text: "node shutting down",
                 tag: None,

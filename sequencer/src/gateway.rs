@@ -63,6 +63,9 @@ pub struct Slot {
     pub pending: Vec<u8>,
     /// Close the connection once `pending` is written.
     pub close: bool,
+    /// The connection passed its bound of unsent output: close it at once, even with output
+    /// unwritten (the client does not read).
+    pub slow: bool,
     conn: Option<ConnHandle>,
 }
 
@@ -90,6 +93,7 @@ impl Slot {
             app,
             pending: Vec::new(),
             close: false,
+            slow: false,
             conn: None,
         }
     }
@@ -121,6 +125,7 @@ impl Slot {
                 "slow consumer: disconnecting"
             );
             self.close = true;
+            self.slow = true;
         }
         if let Some(c) = &self.conn {
             c.wake.notify_one();
@@ -297,6 +302,7 @@ impl Gateway {
             if g.conn.as_ref().is_some_and(|c| c.id == conn_id) {
                 g.conn = None;
                 g.close = false;
+                g.slow = false;
                 g.pending.clear();
                 let Slot { session, app, .. } = &mut *g;
                 session.disconnected(&mut **app);
@@ -320,12 +326,14 @@ impl Gateway {
         let mut written = 0;
         while written < out.len() {
             tokio::select! {
+                // Writing first: a plain close (a Logout) must not cut its own last message.
+                biased;
                 r = socket.write(&out[written..]) => match r {
                     Ok(0) | Err(_) => return false,
                     Ok(n) => written += n,
                 },
                 _ = wake.notified() => {
-                    if slot.is_some_and(|s| lock(s).close) {
+                    if slot.is_some_and(|s| lock(s).slow) {
                         tracing::warn!(
                             conn = conn_id,
                             unsent = out.len() - written,
@@ -434,6 +442,7 @@ impl Gateway {
             wake: Arc::clone(wake),
         });
         g.close = false;
+        g.slow = false;
         g.pending.clear();
         Some(Arc::clone(s))
     }

@@ -29,7 +29,7 @@ use crate::gateway::{Gateway, GatewayLimits, Registry, Slot, lock, wall_clock_ns
 use crate::idle::IdleStrategy;
 use crate::pipeline::{self, Pipeline};
 use crate::reports::{self, ReportBuf};
-use crate::sequencing::{self, Inbound, SequencerAgent};
+use crate::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
 use crate::store::JournalStore;
 
 /// Bound of the gateway -> sequencer queue (inputs waiting to be journaled). When full, new
@@ -143,7 +143,7 @@ pub struct AdminResults {
 #[derive(Clone)]
 pub struct NodeHandle {
     /// The sequencer's queue.
-    pub inbound: std::sync::mpsc::SyncSender<Inbound>,
+    pub inbound: InboundTx,
     /// The catalog.
     pub catalog: Arc<Catalog>,
     /// Pending operator results.
@@ -217,7 +217,10 @@ pub async fn run(
             });
         }
     }
-    let (inbound_tx, inbound_rx) = sync_channel(INBOUND_QUEUE);
+    let (inbound_sync, inbound_rx) = sync_channel(INBOUND_QUEUE);
+    // Inline: the pipeline task waits on this bell, rung by every send into its queue.
+    let bell = (layout == Pipeline::Inline).then(|| Arc::new(tokio::sync::Notify::new()));
+    let inbound_tx = InboundTx::new(inbound_sync, bell.clone());
     let sequencer = SequencerAgent::new(
         writer,
         stamper,
@@ -246,12 +249,21 @@ pub async fn run(
         admin_session: catalog.admin_session(),
         max_held: MAX_HELD,
     };
-    let threads = {
+    let pipeline = {
         let (positions, engine_stop, caught_up) =
             (Arc::clone(&positions), Arc::clone(&stop), Arc::clone(&caught_up));
         let make_engine = move || runner.agent(positions, out_tx, engine_stop, caught_up);
-        pipeline::start(layout, sequencer, make_engine, idle, Arc::clone(&stop))
-            .map_err(|e| format!("start pipeline: {e}"))?
+        match bell {
+            Some(bell) => {
+                let engine = make_engine()?;
+                let stop = Arc::clone(&stop);
+                Running::Inline(tokio::spawn(pipeline::run_inline(sequencer, engine, bell, stop)))
+            }
+            None => Running::Threads(
+                pipeline::start(layout, sequencer, make_engine, idle, Arc::clone(&stop))
+                    .map_err(|e| format!("start pipeline: {e}"))?,
+            ),
+        }
     };
 
     let handle = NodeHandle {
@@ -320,28 +332,48 @@ pub async fn run(
     // Shutdown: give connections a moment to send their Logout, then stop the pipeline in
     // order: no more input, journal closed (synced), engine drained, stores synced.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = inbound_tx.send(Inbound::Shutdown);
+    // The queue may be full: retry without blocking the runtime (the inline pipeline drains
+    // it on this very thread).
+    while let Err(e) = inbound_tx.try_send(Inbound::Shutdown) {
+        match e {
+            Refused::Full => tokio::time::sleep(Duration::from_millis(1)).await,
+            Refused::Stopped => break,
+        }
+    }
     drop(inbound_tx);
     drop(handle);
-    let seq_result = tokio::task::spawn_blocking(move || threads.sequencer.join()).await;
-    stop.store(true, Ordering::Release);
-    let engine_result = match threads.engine {
-        Some(engine) => tokio::task::spawn_blocking(move || engine.join()).await,
-        None => Ok(Ok(Ok(()))),
+    let (seq_result, engine_result) = match pipeline {
+        Running::Inline(task) => {
+            let r = task.await.map_err(|_| "pipeline task panicked".to_string());
+            (r.and_then(|r| r), Ok(()))
+        }
+        Running::Threads(threads) => {
+            let seq_result = tokio::task::spawn_blocking(move || threads.sequencer.join()).await;
+            stop.store(true, Ordering::Release);
+            let engine_result = match threads.engine {
+                Some(engine) => tokio::task::spawn_blocking(move || engine.join()).await,
+                None => Ok(Ok(Ok(()))),
+            };
+            let flatten = |r: Result<std::thread::Result<Result<(), String>>, _>, what: &str| match r {
+                Ok(Ok(r)) => r,
+                _ => Err(format!("{what} thread panicked")),
+            };
+            (flatten(seq_result, "sequencer"), flatten(engine_result, "engine"))
+        }
     };
     router.abort();
     admin_socket.abort();
     for slot in registry.all() {
         lock(slot).store.sync();
     }
-    match seq_result {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => return Err(e),
-        _ => return Err("sequencer thread panicked".into()),
-    }
-    match engine_result {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(e),
-        _ => Err("engine thread panicked".into()),
-    }
+    seq_result?;
+    engine_result
+}
+
+/// The pipeline of a running node.
+enum Running {
+    /// A task on this runtime.
+    Inline(tokio::task::JoinHandle<Result<(), String>>),
+    /// Threads of its own.
+    Threads(pipeline::Threads),
 }

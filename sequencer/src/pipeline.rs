@@ -1,6 +1,9 @@
 //! How the sequencer and engine agents get threads.
 //!
-//! * `shared` (the default): one thread runs both duty cycles. Every input then reaches the
+//! * `inline` (the default): no thread of their own; both duty cycles run as one task on the
+//!   gateway's runtime thread ([`run_inline`]): no wake-up anywhere between a FIX read and the
+//!   ExecutionReport it causes.
+//! * `shared`: one thread runs both duty cycles. Every input then reaches the
 //!   engine without a thread wake-up between sequencer and engine (on this 2-core VM a wake-up
 //!   costs tens of microseconds), and the pipeline takes one core, not two, leaving the other
 //!   to the gateway. When idle the thread blocks on the input queue: a gateway send wakes it.
@@ -15,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use crate::engine_runner::{EngineAgent, EngineWork};
 use crate::idle::{Doorbell, IdleStrategy, Idler};
 use crate::sequencing::{self, SequencerAgent};
@@ -28,6 +33,8 @@ const DURABLE_POLL: Duration = Duration::from_micros(50);
 /// Thread layout of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pipeline {
+    /// Both agents as one task on the gateway's runtime thread.
+    Inline,
     /// Sequencer and engine share one thread.
     Shared,
     /// A thread each.
@@ -38,9 +45,10 @@ impl std::str::FromStr for Pipeline {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "inline" => Ok(Pipeline::Inline),
             "shared" => Ok(Pipeline::Shared),
             "dedicated" => Ok(Pipeline::Dedicated),
-            other => Err(format!("unknown pipeline {other:?}: shared or dedicated")),
+            other => Err(format!("unknown pipeline {other:?}: inline, shared or dedicated")),
         }
     }
 }
@@ -64,6 +72,9 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Threads> {
     match layout {
+        Pipeline::Inline => Err(std::io::Error::other(
+            "the inline pipeline runs as a task: use pipeline::run_inline",
+        )),
         Pipeline::Dedicated => {
             let bell = Arc::new(Doorbell::default());
             let engine_bell = Arc::clone(&bell);
@@ -93,28 +104,13 @@ pub fn start(
                     let mut sequencer = Some(sequencer);
                     let mut idler = Idler::new(idle);
                     loop {
-                        let mut work = 0;
-                        if let Some(s) = sequencer.as_mut() {
-                            work += s.do_work()?;
-                            if s.stopped() {
-                                sequencer.take().expect("present").close()?;
-                                stop.store(true, Ordering::Release);
-                            }
+                        let c = cycle(&mut sequencer, &mut engine, &stop)?;
+                        if c.finished {
+                            return Ok(());
                         }
-                        let mut waiting_durable = false;
-                        for _ in 0..ENGINE_BURST {
-                            match engine.do_work()? {
-                                EngineWork::Did(n) => work += n,
-                                EngineWork::Idle { waiting_durable: w } => {
-                                    waiting_durable = w;
-                                    break;
-                                }
-                                EngineWork::Finished => return Ok(()),
-                            }
-                        }
-                        if let Some(pause) = idler.idle_for(work > 0) {
+                        if let Some(pause) = idler.idle_for(c.work > 0) {
                             match sequencer.as_mut() {
-                                Some(s) if !waiting_durable => s.block(pause),
+                                Some(s) if !c.must_poll => s.block(pause),
                                 _ => std::thread::park_timeout(pause.min(DURABLE_POLL)),
                             }
                         }
@@ -125,5 +121,91 @@ pub fn start(
                 engine: None,
             })
         }
+    }
+}
+
+/// What one pass over both agents did.
+struct Cycle {
+    /// Records appended, applied and outputs released.
+    work: usize,
+    /// The engine waits for something that does not ring (durability, outbound room).
+    must_poll: bool,
+    /// The engine has finished (stopped and drained).
+    finished: bool,
+}
+
+/// One pass: the sequencer appends what is queued (closing the journal once it has taken the
+/// Shutdown, which tells the engine no more input comes), then the engine applies up to
+/// [`ENGINE_BURST`] records.
+fn cycle(
+    sequencer: &mut Option<SequencerAgent>,
+    engine: &mut EngineAgent,
+    stop: &AtomicBool,
+) -> Result<Cycle, String> {
+    let mut work = 0;
+    if let Some(s) = sequencer.as_mut() {
+        work += s.do_work()?;
+        if s.stopped() {
+            sequencer.take().expect("present").close()?;
+            stop.store(true, Ordering::Release);
+        }
+    }
+    for _ in 0..ENGINE_BURST {
+        match engine.do_work()? {
+            EngineWork::Did(n) => work += n,
+            EngineWork::Idle { must_poll } => {
+                return Ok(Cycle {
+                    work,
+                    must_poll,
+                    finished: false,
+                });
+            }
+            EngineWork::Finished => {
+                return Ok(Cycle {
+                    work,
+                    must_poll: false,
+                    finished: true,
+                });
+            }
+        }
+    }
+    Ok(Cycle {
+        work,
+        must_poll: false,
+        finished: false,
+    })
+}
+
+/// The inline pipeline: the sequencer and engine agents as one task on the gateway's runtime
+/// thread. An input then goes from the socket to the journal, the engine and back out as an
+/// ExecutionReport without any thread wake-up (on this 2-core VM each costs tens of
+/// microseconds and a context switch), and the whole node takes one core. The gateway rings
+/// `bell` whenever it queues an input; after a cycle that did work the task yields, so
+/// connections and the router run between batches. When idle it waits for the bell, the next
+/// Tick, or (outputs waiting for an fsync or for room) a poll interval, at the runtime
+/// timer's 1 ms resolution: with `batch` or `interval` durability, `shared` releases acks
+/// sooner.
+pub async fn run_inline(
+    sequencer: SequencerAgent,
+    mut engine: EngineAgent,
+    bell: Arc<Notify>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let mut sequencer = Some(sequencer);
+    loop {
+        let c = cycle(&mut sequencer, &mut engine, &stop)?;
+        if c.finished {
+            return Ok(());
+        }
+        if c.work > 0 {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let wait = match &sequencer {
+            Some(s) if !c.must_poll => s.until_tick(),
+            _ => DURABLE_POLL,
+        };
+        // A ring between the cycle and this wait is kept as a permit: nothing is missed.
+        let _ = tokio::time::timeout(wait, bell.notified()).await;
     }
 }

@@ -4,7 +4,7 @@
 //! time. Nothing acts on an input before it is in the journal.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,42 @@ pub enum Inbound {
     Tracked(Event, tokio::sync::oneshot::Sender<u64>),
     /// Append nothing more, sync and stop.
     Shutdown,
+}
+
+/// The sending side of the sequencer's queue: a bounded channel, and (inline pipeline) the
+/// bell of the task that drains it, rung after every successful send.
+#[derive(Debug, Clone)]
+pub struct InboundTx {
+    tx: SyncSender<Inbound>,
+    bell: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl InboundTx {
+    /// Wraps a channel; `bell` is rung after each input queued.
+    pub fn new(tx: SyncSender<Inbound>, bell: Option<Arc<tokio::sync::Notify>>) -> Self {
+        InboundTx { tx, bell }
+    }
+
+    /// Queues an input without blocking; the input is dropped when refused.
+    pub fn try_send(&self, input: Inbound) -> Result<(), Refused> {
+        self.tx.try_send(input).map_err(|e| match e {
+            TrySendError::Full(_) => Refused::Full,
+            TrySendError::Disconnected(_) => Refused::Stopped,
+        })?;
+        if let Some(bell) = &self.bell {
+            bell.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Why [`InboundTx::try_send`] refused an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is at its bound ([`crate::node::INBOUND_QUEUE`]).
+    Full,
+    /// The sequencer has stopped.
+    Stopped,
 }
 
 /// Most inputs appended per published batch (bounds the latency of the batch's first input).
@@ -143,6 +179,11 @@ impl SequencerAgent {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => self.stopped = true,
         }
+    }
+
+    /// How long until a Tick is due (zero when it is).
+    pub fn until_tick(&self) -> Duration {
+        self.tick.saturating_sub(self.last_append.elapsed())
     }
 
     /// Whether a Shutdown was taken (nothing more will be appended).
