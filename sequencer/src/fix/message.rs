@@ -42,7 +42,10 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
         // The tag: digits (an optional '-' for broken input that validation then rejects) up
         // to '=', parsed in the same pass that finds the '='.
         let (tag, eq) = scan_tag(frame, pos).ok_or(Malformed::BadField)?;
-        let soh = memchr::memchr(SOH, &frame[eq + 1..])
+        // Values are short (a few bytes): a plain loop beats a SIMD search's set-up.
+        let soh = frame[eq + 1..]
+            .iter()
+            .position(|&b| b == SOH)
             .map(|p| p + eq + 1)
             .ok_or(Malformed::BadField)?;
         if out.len() == MAX_FIELDS {

@@ -120,10 +120,71 @@ fn parse_group(
 
 /// Validates a parsed message whose envelope (8, 9, 35 ... 10, length, checksum) is correct.
 pub fn validate(msg: &Message<'_>) -> Result<(), Invalid> {
+    // Nearly every message is valid: prove that with one unordered pass, and only when the
+    // proof fails run the ordered checks that find the error QuickFIX would report first.
+    if passes_quickly(msg) {
+        return Ok(());
+    }
     // Structure: header, then body, then trailer. Field positions go into this thread's
     // scratch buffers (a message has at most MAX_FIELDS fields, so they never grow after the
     // first message): no allocation unless the message has groups.
     SCRATCH.with_borrow_mut(|scratch| validate_with(msg, scratch))
+}
+
+/// Most fields the quick pass handles (beyond: the ordered path).
+const QUICK_MAX_FIELDS: usize = 48;
+
+/// True only if the ordered checks of [`validate_with`] would all pass: the same checks (every
+/// field's value, format and enumeration, header before body, no trailer field inside, body
+/// fields allowed for the message type, required header and body fields present, no tag
+/// twice), in one pass without sorting. A message with repeating groups, or with anything the
+/// pass does not like, is left to the ordered path, which then finds the same verdict or the
+/// precise error. Costs about half of the ordered path on a NewOrderSingle (`ordo bench fix`).
+fn passes_quickly(msg: &Message<'_>) -> bool {
+    let fields = msg.fields;
+    if fields.len() > QUICK_MAX_FIELDS || fields.len() < 4 {
+        return false;
+    }
+    let (Some(def), Some(bits)) = (
+        dictionary::message(msg.msg_type()),
+        dictionary::message_bits(msg.msg_type()),
+    ) else {
+        return false;
+    };
+    let last = fields.len() - 1; // the checksum, checked by `parse`
+    let mut header = [0i64; QUICK_MAX_FIELDS];
+    let mut body = [0i64; QUICK_MAX_FIELDS];
+    let (mut n_header, mut n_body) = (0usize, 0usize);
+    for (i, f) in fields[..last].iter().enumerate() {
+        let tag = f.tag;
+        if i < 3 || dictionary::is_header(tag) {
+            if n_body > 0 {
+                return false; // a header field after the body
+            }
+            if header[..n_header].contains(&tag) {
+                return false;
+            }
+            header[n_header] = tag;
+            n_header += 1;
+        } else if dictionary::is_trailer(tag) || bits.is_group_count(tag) || !bits.allows(tag) {
+            return false;
+        } else {
+            if body[..n_body].contains(&tag) {
+                return false;
+            }
+            body[n_body] = tag;
+            n_body += 1;
+        }
+        if check_field(msg, f).is_err() {
+            return false;
+        }
+    }
+    let header = &header[..n_header];
+    let body = &body[..n_body];
+    dictionary::header_required()
+        .iter()
+        .all(|&t| header.contains(&i64::from(t)))
+        && def.required.iter().all(|&t| body.contains(&i64::from(t)))
 }
 
 thread_local! {
