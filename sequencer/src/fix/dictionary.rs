@@ -18,6 +18,9 @@ struct Tables {
     message_index: Vec<u16>,
     /// HEADER_REQUIRED sorted (missing fields are reported lowest tag first).
     header_required: Vec<u32>,
+    /// Per field (FIELDS order): how to check a value against its enumeration without a
+    /// string comparison per allowed value (MsgType alone has ~100).
+    values: Vec<ValueCheck>,
     /// Per message (MESSAGES order): bitmaps over tags of its body fields and of its group
     /// count fields (a binary search per field was the validator's largest cost).
     body_bits: Vec<MessageBits>,
@@ -45,6 +48,16 @@ impl MessageBits {
     pub fn is_group_count(&self, tag: i64) -> bool {
         Self::bit(&self.group_counts, tag)
     }
+}
+
+/// How a field's values are checked against its enumeration.
+enum ValueCheck {
+    /// No enumeration.
+    Any,
+    /// Every allowed value is one byte: the set of those bytes.
+    Bytes([u64; 4]),
+    /// The allowed values, sorted (binary search).
+    Sorted(Vec<&'static [u8]>),
 }
 
 const NO_FIELD: u16 = u16::MAX;
@@ -106,7 +119,27 @@ fn tables() -> &'static Tables {
                 bits
             })
             .collect();
+        let values = FIELDS
+            .iter()
+            .map(|f| {
+                if f.values.is_empty() {
+                    ValueCheck::Any
+                } else if f.kind != FieldType::MultiString && f.values.iter().all(|v| v.len() == 1) {
+                    let mut set = [0u64; 4];
+                    for v in f.values {
+                        let b = v.as_bytes()[0];
+                        set[usize::from(b / 64)] |= 1 << (b % 64);
+                    }
+                    ValueCheck::Bytes(set)
+                } else {
+                    let mut sorted: Vec<&'static [u8]> = f.values.iter().map(|v| v.as_bytes()).collect();
+                    sorted.sort_unstable();
+                    ValueCheck::Sorted(sorted)
+                }
+            })
+            .collect();
         Tables {
+            values,
             field_index,
             class,
             message_index,
@@ -201,8 +234,48 @@ pub struct MessageDef {
 
 /// The field definition of `tag`.
 pub fn field(tag: i64) -> Option<&'static FieldDef> {
+    field_ref(tag).map(|f| f.def)
+}
+
+/// A field definition and its place in the dictionary (for [`FieldRef::valid_value`]).
+#[derive(Clone, Copy)]
+pub struct FieldRef {
+    /// The definition.
+    pub def: &'static FieldDef,
+    index: usize,
+}
+
+impl FieldRef {
+    /// Whether `value` is one of the field's enumerated values (always true if it has none);
+    /// for a MultiString field, every space-separated value must be.
+    #[inline]
+    pub fn valid_value(&self, value: &[u8]) -> bool {
+        match &tables().values[self.index] {
+            ValueCheck::Any => true,
+            ValueCheck::Bytes(set) => match value {
+                [b] => set[usize::from(b / 64)] & (1 << (b % 64)) != 0,
+                _ => false,
+            },
+            ValueCheck::Sorted(sorted) => {
+                let one = |v: &[u8]| sorted.binary_search(&v).is_ok();
+                if self.def.kind == FieldType::MultiString {
+                    value.split(|&b| b == b' ').all(one)
+                } else {
+                    one(value)
+                }
+            }
+        }
+    }
+}
+
+/// The field definition of `tag`, with its place in the dictionary.
+#[inline]
+pub fn field_ref(tag: i64) -> Option<FieldRef> {
     let i = *tables().field_index.get(tag_index(tag)?)?;
-    (i != NO_FIELD).then(|| &FIELDS[usize::from(i)])
+    (i != NO_FIELD).then(|| FieldRef {
+        def: &FIELDS[usize::from(i)],
+        index: usize::from(i),
+    })
 }
 
 /// The message definition of `msg_type`.

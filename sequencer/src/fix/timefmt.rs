@@ -110,9 +110,12 @@ pub fn write_timestamp(ns: u64, precision: u8, out: &mut Vec<u8>) {
     two(rem % 60, out);
     if precision > 0 {
         out.push(b'.');
-        let frac = ns % NS_PER_SEC / 10u64.pow(9 - u32::from(precision));
-        let s = format!("{frac:0width$}", width = usize::from(precision));
-        out.extend_from_slice(s.as_bytes());
+        // Digits by hand: this runs for every message sent (no formatting on the hot path).
+        let precision = u32::from(precision.min(9));
+        let frac = ns % NS_PER_SEC / 10u64.pow(9 - precision);
+        for k in (0..precision).rev() {
+            out.push(b'0' + (frac / 10u64.pow(k) % 10) as u8);
+        }
     }
 }
 

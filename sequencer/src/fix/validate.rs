@@ -152,27 +152,31 @@ fn passes_quickly(msg: &Message<'_>) -> bool {
         return false;
     };
     let last = fields.len() - 1; // the checksum, checked by `parse`
-    let mut header = [0i64; QUICK_MAX_FIELDS];
-    let mut body = [0i64; QUICK_MAX_FIELDS];
+    // Tags have at most 9 digits (`parse`), so they fit an i32: half the stack to clear.
+    let mut header = [0i32; QUICK_MAX_FIELDS];
+    let mut body = [0i32; QUICK_MAX_FIELDS];
     let (mut n_header, mut n_body) = (0usize, 0usize);
     for (i, f) in fields[..last].iter().enumerate() {
+        let Ok(tag32) = i32::try_from(f.tag) else {
+            return false;
+        };
         let tag = f.tag;
         if i < 3 || dictionary::is_header(tag) {
             if n_body > 0 {
                 return false; // a header field after the body
             }
-            if header[..n_header].contains(&tag) {
+            if header[..n_header].contains(&tag32) {
                 return false;
             }
-            header[n_header] = tag;
+            header[n_header] = tag32;
             n_header += 1;
         } else if dictionary::is_trailer(tag) || bits.is_group_count(tag) || !bits.allows(tag) {
             return false;
         } else {
-            if body[..n_body].contains(&tag) {
+            if body[..n_body].contains(&tag32) {
                 return false;
             }
-            body[n_body] = tag;
+            body[n_body] = tag32;
             n_body += 1;
         }
         if check_field(msg, f).is_err() {
@@ -183,8 +187,11 @@ fn passes_quickly(msg: &Message<'_>) -> bool {
     let body = &body[..n_body];
     dictionary::header_required()
         .iter()
-        .all(|&t| header.contains(&i64::from(t)))
-        && def.required.iter().all(|&t| body.contains(&i64::from(t)))
+        .all(|&t| i32::try_from(t).is_ok_and(|t| header.contains(&t)))
+        && def
+            .required
+            .iter()
+            .all(|&t| i32::try_from(t).is_ok_and(|t| body.contains(&t)))
 }
 
 thread_local! {
@@ -298,13 +305,13 @@ fn check_field(msg: &Message<'_>, f: &Field) -> Result<(), Invalid> {
     if value.is_empty() {
         return Err(fail(reason::NO_VALUE, f.tag));
     }
-    match dictionary::field(f.tag) {
+    match dictionary::field_ref(f.tag) {
         None => Err(fail(reason::INVALID_TAG, f.tag)),
         Some(d) => {
-            if !dictionary::valid_format(d.kind, value) {
+            if !dictionary::valid_format(d.def.kind, value) {
                 return Err(fail(reason::BAD_FORMAT, f.tag));
             }
-            if !dictionary::valid_value(d, value) {
+            if !d.valid_value(value) {
                 return Err(fail(reason::BAD_VALUE, f.tag));
             }
             Ok(())
