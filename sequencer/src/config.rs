@@ -133,6 +133,17 @@ pub struct NodeConfig {
     /// Messages queued for one session's socket before it is disconnected as too slow.
     #[serde(default = "default_outbound_bound")]
     pub outbound_queue: usize,
+    /// Bound of the gateway -> sequencer queue, inputs; at the bound new messages get
+    /// BusinessMessageReject "system busy".
+    #[serde(default = "default_queue_bound")]
+    pub inbound_queue: usize,
+    /// Bound of the engine -> sessions channel, outputs; at the bound the engine waits.
+    #[serde(default = "default_queue_bound")]
+    pub outbound_channel: usize,
+    /// Outputs the engine holds while they wait for durability; at the bound it stops
+    /// applying records until the durable position advances.
+    #[serde(default = "default_queue_bound")]
+    pub max_held: usize,
     /// Journal durability: none, batch, interval or interval:<us>.
     #[serde(default = "default_durability")]
     pub durability: String,
@@ -174,6 +185,9 @@ fn default_max_message() -> usize {
 }
 fn default_outbound_bound() -> usize {
     100_000
+}
+fn default_queue_bound() -> usize {
+    65_536
 }
 fn default_durability() -> String {
     "none".into()
@@ -224,6 +238,9 @@ impl NodeConfig {
                     a.target_comp_id
                 ));
             }
+        }
+        if self.inbound_queue == 0 || self.outbound_channel == 0 || self.max_held == 0 {
+            return Err("inbound_queue, outbound_channel and max_held must be positive".into());
         }
         if self.max_connections == 0 || self.max_message_bytes < 256 || self.outbound_queue == 0 {
             return Err(

@@ -32,14 +32,6 @@ use crate::reports::{self, ReportBuf};
 use crate::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
 use crate::store::JournalStore;
 
-/// Bound of the gateway -> sequencer queue (inputs waiting to be journaled). When full, new
-/// messages get BusinessMessageReject "system busy".
-pub const INBOUND_QUEUE: usize = 65_536;
-/// Bound of the engine -> gateway channel (the engine thread waits when it is full).
-pub const OUTBOUND_CHANNEL: usize = 65_536;
-/// Outputs the engine holds while waiting for durability before it waits itself.
-pub const MAX_HELD: usize = 65_536;
-
 /// The FIX session settings of a configured session.
 pub fn session_config(s: &crate::config::SessionSettings) -> SessionConfig {
     let mut c = SessionConfig::new(&s.sender_comp_id, &s.target_comp_id);
@@ -217,7 +209,7 @@ pub async fn run(
             });
         }
     }
-    let (inbound_sync, inbound_rx) = sync_channel(INBOUND_QUEUE);
+    let (inbound_sync, inbound_rx) = sync_channel(cfg.inbound_queue);
     // Inline: the pipeline task waits on this bell, rung by every send into its queue.
     let bell = (layout == Pipeline::Inline).then(|| Arc::new(tokio::sync::Notify::new()));
     let inbound_tx = InboundTx::new(inbound_sync, bell.clone());
@@ -240,14 +232,14 @@ pub async fn run(
     }
     let registry = Arc::new(registry);
 
-    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOUND_CHANNEL);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(cfg.outbound_channel);
     let stop = Arc::new(AtomicBool::new(false));
     let caught_up = Arc::new(AtomicBool::new(false));
     let runner = EngineRunner {
         dir: journal_dir.clone(),
         high_water,
         admin_session: catalog.admin_session(),
-        max_held: MAX_HELD,
+        max_held: cfg.max_held,
     };
     let pipeline = {
         let (positions, engine_stop, caught_up) =

@@ -60,7 +60,7 @@ impl InboundTx {
 /// Why [`InboundTx::try_send`] refused an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// The queue is at its bound ([`crate::node::INBOUND_QUEUE`]).
+    /// The queue is at its bound (`inbound_queue` in the configuration).
     Full,
     /// The sequencer has stopped.
     Stopped,

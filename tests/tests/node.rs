@@ -427,3 +427,103 @@ fn slow_consumer_is_disconnected_and_others_are_unaffected() {
     healthy(&mut h);
     after(node, h);
 }
+
+/// A node whose engine holds at most one output and whose engine -> sessions channel holds one:
+/// both are at their bound for a burst of orders; `inbound_queue` bounds the gateway ->
+/// sequencer queue.
+fn tiny_queues_node(dir: &std::path::Path, inbound_queue: usize) -> Node {
+    let config = dir.join("tiny.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "inbound_queue = {inbound_queue}\noutbound_channel = 1\nmax_held = 1\n{}",
+            ordo_sequencer::config::DEFAULT_CONFIG
+        ),
+    )
+    .unwrap();
+    Node::start(&dir.join("data"), &["--config", config.to_str().unwrap()])
+}
+
+/// Sends `n` resting orders from CLIENT1 in one write; returns (acks, busy rejects) once every
+/// order has its one answer.
+fn burst_of_orders(c: &mut FixClient, n: usize) -> (usize, usize) {
+    use ordo_sequencer::fix::builder::{Builder, Value};
+    let mut burst = Vec::new();
+    let mut b = Builder::default();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    for i in 0..n {
+        let clordid = format!("q{i}");
+        b.start(b"D");
+        b.field(49, Value::Bytes(b"CLIENT1"))
+            .field(56, Value::Bytes(b"ORDO"))
+            .field(34, Value::U64(c.next_out))
+            .field(52, Value::TimeMs(now_ns))
+            .field(11, Value::Bytes(clordid.as_bytes()))
+            .field(1, Value::Bytes(b"ACC1"))
+            .field(55, Value::Bytes(b"AAA"))
+            .field(54, Value::Bytes(b"1"))
+            .field(60, Value::Bytes(b"20261125-08:00:00"))
+            .field(38, Value::U64(1))
+            .field(40, Value::Bytes(b"2"))
+            .field(44, Value::Bytes(b"90"))
+            .field(59, Value::Bytes(b"0"));
+        c.next_out += 1;
+        let mut one = Vec::new();
+        b.finish(&mut one);
+        burst.extend_from_slice(&one);
+    }
+    c.send_raw(&burst);
+    // Every order gets exactly one answer, in order: an ack, or BusinessMessageReject
+    // "system busy".
+    let (mut acks, mut busy) = (0, 0);
+    while acks + busy < n {
+        let m = c.expect(T);
+        match (m.msg_type(), m.get(150)) {
+            ("8", Some("0")) => acks += 1,
+            ("j", _) => {
+                assert_eq!(m.get(58), Some("system busy: sequencer queue full"), "{m}");
+                busy += 1;
+            }
+            _ => panic!("unexpected answer {m}"),
+        }
+    }
+    eprintln!("{acks} acked, {busy} refused as busy");
+    (acks, busy)
+}
+
+#[test]
+fn full_sequencer_queue_answers_system_busy_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = tiny_queues_node(dir.path(), 1);
+    let mut h = logged_on(node.port, 8);
+    let mut c = logged_on(node.port, 1);
+    // The gateway takes the burst faster than the pipeline runs: the one-deep queue is full.
+    let (acks, busy) = burst_of_orders(&mut c, 200);
+    assert!(
+        acks >= 1 && busy >= 1,
+        "acks {acks}, busy {busy}: the bound was not reached"
+    );
+    // Nothing more comes (no duplicate, no late answer); this session and another are healthy.
+    healthy(&mut c);
+    healthy(&mut h);
+    let node_dir = node.data_dir.clone();
+    assert!(node.terminate().success());
+    journal_verifies(&node_dir);
+}
+
+#[test]
+fn engine_back_pressure_delays_but_loses_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for the whole burst in the queue; one held output and a one-deep channel after it.
+    let node = tiny_queues_node(dir.path(), 1024);
+    let mut c = logged_on(node.port, 1);
+    let (acks, busy) = burst_of_orders(&mut c, 300);
+    assert_eq!((acks, busy), (300, 0));
+    healthy(&mut c);
+    let node_dir = node.data_dir.clone();
+    assert!(node.terminate().success());
+    journal_verifies(&node_dir);
+}
