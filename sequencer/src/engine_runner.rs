@@ -59,6 +59,8 @@ pub enum OutMsg {
     MassCancel {
         /// The request's ClOrdID.
         clordid: ClOrdId,
+        /// The instrument the request named (MassCancelRequestType 1), or None (type 7: all).
+        instrument: Option<u32>,
         /// Orders cancelled.
         cancelled: u32,
         /// Refused, and why.
@@ -232,6 +234,13 @@ fn route(
             session,
             OutMsg::MassCancel {
                 clordid,
+                instrument: match input {
+                    Event::Command {
+                        command: Command::MassCancel(m),
+                        ..
+                    } => m.instrument,
+                    _ => None,
+                },
                 cancelled,
                 rejected,
             },

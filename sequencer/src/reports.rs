@@ -233,19 +233,30 @@ pub fn build<'a>(
         }
         OutMsg::MassCancel {
             clordid,
+            instrument,
             cancelled,
             rejected,
         } => {
             fields.push((11, Value::Bytes(clordid.as_bytes())));
             fields.push((37, Value::Bytes(exec_id)));
-            fields.push((530, Value::Bytes(b"7")));
+            // MassCancelRequestType echoes the request: 1 (one security) or 7 (all orders);
+            // MassCancelResponse says the same when accepted, 0 when refused.
+            let request_type: &[u8] = if instrument.is_some() { b"1" } else { b"7" };
+            fields.push((530, Value::Bytes(request_type)));
             match rejected {
                 Some(r) => {
                     fields.push((531, Value::Bytes(b"0")));
-                    fields.push((532, Value::Bytes(b"99")));
+                    let reason: &[u8] = match r {
+                        Reason::UnknownInstrument => b"1",
+                        _ => b"99",
+                    };
+                    fields.push((532, Value::Bytes(reason)));
                     fields.push((58, Value::Bytes(r.text().as_bytes())));
                 }
-                None => fields.push((531, Value::Bytes(b"7"))),
+                None => fields.push((531, Value::Bytes(request_type))),
+            }
+            if let Some(i) = instrument.filter(|&i| catalog.symbol(i) != "?") {
+                fields.push((55, Value::Bytes(catalog.symbol(i).as_bytes())));
             }
             fields.push((533, Value::U64(u64::from(*cancelled))));
             b"r"

@@ -527,3 +527,104 @@ fn engine_back_pressure_delays_but_loses_no_output() {
     assert!(node.terminate().success());
     journal_verifies(&node_dir);
 }
+
+fn order_on(c: &mut FixClient, clordid: &str, symbol: &str) {
+    c.send(
+        "D",
+        &[
+            (11, clordid),
+            (1, "ACC1"),
+            (55, symbol),
+            (54, "1"),
+            (60, "20261125-00:00:00"),
+            (38, "5"),
+            (40, "2"),
+            (44, "95"),
+            (59, "0"),
+        ],
+    );
+    let m = c.expect(T);
+    assert_eq!((m.msg_type(), m.get(150)), ("8", Some("0")), "{m}");
+}
+
+/// Reads the ExecutionReports and the OrderMassCancelReport of one mass cancel.
+fn mass_cancel_answers(c: &mut FixClient, expected_cancels: usize) -> (Vec<String>, Msg) {
+    let mut cancelled = Vec::new();
+    loop {
+        let m = c.expect(T);
+        match m.msg_type() {
+            "8" => {
+                assert_eq!((m.get(150), m.get(39)), (Some("4"), Some("4")), "{m}");
+                cancelled.push(m.get(11).unwrap_or_default().to_string());
+            }
+            "r" => {
+                assert_eq!(cancelled.len(), expected_cancels, "{m}");
+                return (cancelled, m);
+            }
+            _ => panic!("unexpected {m}"),
+        }
+    }
+}
+
+#[test]
+fn mass_cancel_by_symbol_then_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let mut c = logged_on(node.port, 1);
+    for (id, sym) in [("m1", "AAA"), ("m2", "AAA"), ("m3", "AAA"), ("m4", "BBB")] {
+        order_on(&mut c, id, sym);
+    }
+    // MassCancelRequestType 1: the orders in AAA only.
+    c.send(
+        "q",
+        &[
+            (11, "mc1"),
+            (530, "1"),
+            (55, "AAA"),
+            (54, "1"),
+            (60, "20261125-00:00:00"),
+        ],
+    );
+    let (mut cancelled, report) = mass_cancel_answers(&mut c, 3);
+    cancelled.sort();
+    assert_eq!(cancelled, ["m1", "m2", "m3"]);
+    assert_eq!(
+        (
+            report.get(11),
+            report.get(530),
+            report.get(531),
+            report.get(533),
+            report.get(55)
+        ),
+        (Some("mc1"), Some("1"), Some("1"), Some("3"), Some("AAA")),
+        "{report}"
+    );
+    // MassCancelRequestType 7: everything left (the BBB order).
+    c.send("q", &[(11, "mc2"), (530, "7"), (60, "20261125-00:00:00")]);
+    let (cancelled, report) = mass_cancel_answers(&mut c, 1);
+    assert_eq!(cancelled, ["m4"]);
+    assert_eq!(
+        (report.get(530), report.get(531), report.get(533)),
+        (Some("7"), Some("7"), Some("1")),
+        "{report}"
+    );
+    // An unknown symbol is refused with MassCancelRejectReason 1 (unknown security).
+    c.send(
+        "q",
+        &[
+            (11, "mc3"),
+            (530, "1"),
+            (55, "ZZZ"),
+            (54, "1"),
+            (60, "20261125-00:00:00"),
+        ],
+    );
+    let (_, report) = mass_cancel_answers(&mut c, 0);
+    assert_eq!(
+        (report.get(531), report.get(532)),
+        (Some("0"), Some("1")),
+        "{report}"
+    );
+    healthy(&mut c);
+    assert!(node.terminate().success());
+}
