@@ -21,6 +21,7 @@
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
@@ -47,7 +48,13 @@ enum Map {
 pub struct Positions {
     map: Map,
     path: PathBuf,
+    /// Called by the syncer whenever it advances `durable` (see
+    /// [`Positions::set_durable_listener`]).
+    durable_listener: OnceLock<DurableListener>,
 }
+
+/// What the syncer calls after advancing `durable`.
+type DurableListener = Box<dyn Fn() + Send + Sync>;
 
 impl std::fmt::Debug for Positions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +108,7 @@ impl Positions {
         map[OFFSET_NODE_ID..OFFSET_NODE_ID + 8].copy_from_slice(&node_id.to_le_bytes());
         Ok(Positions {
             map: Map::Writable(map),
+            durable_listener: OnceLock::new(),
             path,
         })
     }
@@ -143,6 +151,7 @@ impl Positions {
             });
         }
         Ok(Positions {
+            durable_listener: OnceLock::new(),
             map: Map::ReadOnly(map),
             path,
         })
@@ -203,6 +212,22 @@ impl Positions {
     pub(crate) fn store_durable(&self, seq: u64) {
         self.assert_writable();
         self.atomic(OFFSET_DURABLE).store(seq, Ordering::Release);
+    }
+
+    /// Registers `f`, called (on the syncer's thread) each time the syncer advances the
+    /// durable position, so that a consumer waiting for durability (the node's ack path) wakes
+    /// at once instead of polling. Only the first registration takes; false for later ones.
+    /// With durability `none` nothing calls it: `durable` moves with `written`, on the
+    /// writer's own thread.
+    pub fn set_durable_listener(&self, f: impl Fn() + Send + Sync + 'static) -> bool {
+        self.durable_listener.set(Box::new(f)).is_ok()
+    }
+
+    /// Calls the durable listener, if any (the syncer, after `store_durable`).
+    pub(crate) fn notify_durable(&self) {
+        if let Some(f) = self.durable_listener.get() {
+            f();
+        }
     }
 
     pub(crate) fn store_committed(&self, seq: u64) {

@@ -138,6 +138,7 @@ impl SyncShared {
             Ok(()) => {
                 let durable = target.max(durable);
                 self.positions.store_durable(durable);
+                self.positions.notify_durable();
                 Ok(durable)
             }
             Err(msg) => {

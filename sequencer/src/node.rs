@@ -242,11 +242,14 @@ pub async fn run(
         max_held: cfg.max_held,
     };
     let pipeline = {
-        let (positions, engine_stop, caught_up) =
+        let (engine_positions, engine_stop, caught_up) =
             (Arc::clone(&positions), Arc::clone(&stop), Arc::clone(&caught_up));
-        let make_engine = move || runner.agent(positions, out_tx, engine_stop, caught_up);
+        let make_engine = move || runner.agent(engine_positions, out_tx, engine_stop, caught_up);
         match bell {
             Some(bell) => {
+                // Outputs waiting for an fsync are released as soon as the syncer has done it.
+                let durable_bell = Arc::clone(&bell);
+                positions.set_durable_listener(move || durable_bell.notify_one());
                 let engine = make_engine()?;
                 let stop = Arc::clone(&stop);
                 Running::Inline(tokio::spawn(pipeline::run_inline(sequencer, engine, bell, stop)))

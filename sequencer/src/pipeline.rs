@@ -182,9 +182,10 @@ fn cycle(
 /// microseconds and a context switch), and the whole node takes one core. The gateway rings
 /// `bell` whenever it queues an input; after a cycle that did work the task yields, so
 /// connections and the router run between batches. When idle it waits for the bell, the next
-/// Tick, or (outputs waiting for an fsync or for room) a poll interval, at the runtime
-/// timer's 1 ms resolution: with `batch` or `interval` durability, `shared` releases acks
-/// sooner.
+/// Tick, or (outputs waiting for an fsync or for room) a poll interval. The node registers
+/// the bell as the journal's durable listener, so outputs held for an fsync leave as soon as
+/// the syncer has made them durable, not at the next poll (the runtime's timer has 1 ms
+/// resolution).
 pub async fn run_inline(
     sequencer: SequencerAgent,
     mut engine: EngineAgent,
