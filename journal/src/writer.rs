@@ -149,6 +149,74 @@ fn map_populated(path: &Path, segment_bytes: u64) -> Option<MmapMut> {
 /// mapping.
 type PreparedSpare = (PathBuf, Option<MmapMut>);
 
+/// The helper thread of one writer, for the writer's whole life: it unmaps sealed segments
+/// and prepares the next segment's file, one job at a time. A long-lived thread, because
+/// creating a thread at every roll maps its stack: on the append path, and blocked for
+/// milliseconds when another thread holds the mmap lock.
+struct SpareWorker {
+    /// Jobs: unmap this sealed segment's map (if any), then prepare a spare. None once the
+    /// worker is shut down (dropping the sender ends the thread).
+    jobs: Option<std::sync::mpsc::Sender<Option<MmapMut>>>,
+    done: std::sync::mpsc::Receiver<Result<PreparedSpare>>,
+    /// A job was sent and its result not taken yet.
+    pending: bool,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SpareWorker {
+    /// Starts the thread. If it cannot be started, every roll creates its segment itself.
+    fn new(dir: PathBuf, segment_bytes: u64) -> SpareWorker {
+        let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Option<MmapMut>>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("journal-spare".into())
+            .spawn(move || {
+                lower_priority();
+                for retired in jobs_rx {
+                    drop(retired);
+                    let result = prepare_spare(&dir, segment_bytes)
+                        .map(|path| (path.clone(), map_populated(&path, segment_bytes)));
+                    if done_tx.send(result).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok();
+        SpareWorker {
+            jobs: thread.as_ref().map(|_| jobs_tx),
+            done: done_rx,
+            pending: false,
+            thread,
+        }
+    }
+
+    /// Asks for the next spare (after unmapping `retired`).
+    fn request(&mut self, retired: Option<MmapMut>) {
+        debug_assert!(!self.pending, "one spare at a time");
+        if let Some(jobs) = &self.jobs {
+            self.pending = jobs.send(retired).is_ok();
+        }
+    }
+
+    /// The requested spare, waiting for it if it is not ready; None if none was requested or
+    /// the thread is gone.
+    fn take(&mut self) -> Option<Result<PreparedSpare>> {
+        if !std::mem::take(&mut self.pending) {
+            return None;
+        }
+        self.done.recv().ok()
+    }
+}
+
+impl Drop for SpareWorker {
+    fn drop(&mut self) {
+        self.jobs = None; // ends the thread's job loop
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Puts the calling thread in `SCHED_IDLE`: it then runs only when nothing else wants the CPU.
 /// On a 2-core machine the spare's 64 MiB of zeroing otherwise preempts the writer for whole
 /// time slices (measured: ms-long stalls in the open-loop benchmark).
@@ -173,8 +241,8 @@ pub struct JournalWriter {
     last_timestamp_ns: u64,
     report: RecoveryReport,
     scratch: rkyv::util::AlignedVec,
-    /// The next segment's file, being prepared on a helper thread (see [`prepare_spare`]).
-    spare: Option<JoinHandle<Result<PreparedSpare>>>,
+    /// The helper thread that prepares the next segment's file (see [`prepare_spare`]).
+    spare: SpareWorker,
     closed: bool,
 }
 
@@ -224,6 +292,7 @@ impl JournalWriter {
         } else {
             None
         };
+        let (dir_for_spare, segment_bytes_for_spare) = (config.dir.clone(), config.segment_bytes);
         let mut writer = JournalWriter {
             config,
             _lock: lock,
@@ -236,7 +305,7 @@ impl JournalWriter {
             last_timestamp_ns: 0,
             report: RecoveryReport::default(),
             scratch: rkyv::util::AlignedVec::new(),
-            spare: None,
+            spare: SpareWorker::new(dir_for_spare, segment_bytes_for_spare),
             closed: false,
         };
         writer.install(recovered)?;
@@ -456,11 +525,7 @@ impl JournalWriter {
         // Not synced here: the syncer fsyncs the new file and the directory before it declares
         // any record in it durable. The spare is normally ready (it took a fraction of the time
         // the segment took to fill); if its preparation failed, create the segment here.
-        let spare = self.spare.take().map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(JournalError::Config("spare segment thread panicked".into())))
-        });
-        let ((_, path), premapped) = match spare {
+        let ((_, path), premapped) = match self.spare.take() {
             Some(Ok((prepared, map))) => (install_segment(&self.config.dir, &prepared, &header, false)?, map),
             _ => (create_segment(&self.config.dir, &header, false)?, None),
         };
@@ -471,48 +536,32 @@ impl JournalWriter {
             crate::segment::SEGMENT_HEADER_BYTES as u64,
             premapped,
         )?;
-        let mut sealed = std::mem::replace(&mut self.active, next);
+        let sealed = std::mem::replace(&mut self.active, next);
         // Unmapping a faulted-in segment costs ~1 ms (16 MiB here): the helper thread does it.
-        let retired = std::mem::replace(
-            &mut sealed.map,
-            MmapMut::map_anon(0).map_err(|e| JournalError::io("mmap", &sealed.path, e))?,
-        );
-        self.prepare_next_segment_after(Some(retired));
+        // No mmap, munmap or thread creation happens here: each takes the process's mmap lock
+        // for writing, which a helper thread busy faulting in a segment at SCHED_IDLE can hold
+        // for milliseconds (measured: 2-4 ms stalls of the roll when it did).
+        let ActiveSegment {
+            map: retired,
+            file: sealed_file,
+            ..
+        } = sealed;
+        self.spare.request(Some(retired));
         if self.config.durability.fsyncs() {
-            self.sync
-                .rolled(Arc::clone(&sealed.file), Arc::clone(&self.active.file));
+            self.sync.rolled(sealed_file, Arc::clone(&self.active.file));
         }
         Ok(())
     }
 
-    /// Starts preparing the file of the next segment on a helper thread.
+    /// Starts preparing the file of the next segment on the helper thread.
     fn prepare_next_segment(&mut self) {
-        self.prepare_next_segment_after(None);
-    }
-
-    /// [`Self::prepare_next_segment`], unmapping `retired` (a sealed segment's map) first on
-    /// the helper thread.
-    fn prepare_next_segment_after(&mut self, retired: Option<MmapMut>) {
-        debug_assert!(self.spare.is_none());
-        let dir = self.config.dir.clone();
-        let segment_bytes = self.config.segment_bytes;
-        self.spare = std::thread::Builder::new()
-            .name("journal-spare".into())
-            .spawn(move || {
-                lower_priority();
-                drop(retired);
-                let path = prepare_spare(&dir, segment_bytes)?;
-                Ok((path.clone(), map_populated(&path, segment_bytes)))
-            })
-            .ok();
+        self.spare.request(None);
     }
 
     /// Waits for the spare segment's preparation and discards the result (before recovery,
     /// which removes temporaries, may run again).
     fn join_spare(&mut self) {
-        if let Some(handle) = self.spare.take() {
-            let _ = handle.join();
-        }
+        let _ = self.spare.take();
     }
 
     /// Publishes, then makes everything written durable now, whatever the policy; returns the
