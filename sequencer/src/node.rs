@@ -176,8 +176,23 @@ impl NodeHandle {
 pub async fn run(
     cfg: NodeConfig,
     listener: TcpListener,
-    shutdown: watch::Receiver<bool>,
+    external_shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
+    // The node stops on the caller's signal, or by itself when the pipeline fails (a journal
+    // that cannot be appended to): a node that cannot sequence must not keep sessions open.
+    let (stop_node, shutdown) = watch::channel(false);
+    {
+        let stop_node = stop_node.clone();
+        let mut external = external_shutdown;
+        tokio::spawn(async move {
+            while !*external.borrow_and_update() {
+                if external.changed().await.is_err() {
+                    return;
+                }
+            }
+            let _ = stop_node.send(true);
+        });
+    }
     let catalog = Arc::new(Catalog::new(&cfg)?);
     let durability: Durability = cfg.durability.parse()?;
     let idle: IdleStrategy = cfg.idle.parse()?;
@@ -252,12 +267,34 @@ pub async fn run(
                 positions.set_durable_listener(move || durable_bell.notify_one());
                 let engine = make_engine()?;
                 let stop = Arc::clone(&stop);
-                Running::Inline(tokio::spawn(pipeline::run_inline(sequencer, engine, bell, stop)))
+                let stop_node = stop_node.clone();
+                Running::Inline(tokio::spawn(async move {
+                    let result = pipeline::run_inline(sequencer, engine, bell, stop).await;
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "pipeline failed: stopping the node");
+                        let _ = stop_node.send(true);
+                    }
+                    result
+                }))
             }
-            None => Running::Threads(
-                pipeline::start(layout, sequencer, make_engine, idle, Arc::clone(&stop))
+            None => {
+                let stop_node = stop_node.clone();
+                let on_failure: pipeline::OnFailure = Arc::new(move |e: &str| {
+                    tracing::error!(error = %e, "pipeline failed: stopping the node");
+                    let _ = stop_node.send(true);
+                });
+                Running::Threads(
+                    pipeline::start(
+                        layout,
+                        sequencer,
+                        make_engine,
+                        idle,
+                        Arc::clone(&stop),
+                        on_failure,
+                    )
                     .map_err(|e| format!("start pipeline: {e}"))?,
-            ),
+                )
+            }
         }
     };
 

@@ -70,6 +70,7 @@ pub fn start(
     make_engine: impl FnOnce() -> Result<EngineAgent, String> + Send + 'static,
     idle: IdleStrategy,
     stop: Arc<AtomicBool>,
+    on_failure: OnFailure,
 ) -> std::io::Result<Threads> {
     match layout {
         Pipeline::Inline => Err(std::io::Error::other(
@@ -78,19 +79,23 @@ pub fn start(
         Pipeline::Dedicated => {
             let bell = Arc::new(Doorbell::default());
             let engine_bell = Arc::clone(&bell);
+            let engine_failure = Arc::clone(&on_failure);
             let engine = std::thread::Builder::new().name("engine".into()).spawn(move || {
-                let mut agent = make_engine()?;
-                let mut idler = Idler::new(idle);
-                engine_bell.register_current();
-                loop {
-                    match agent.do_work()? {
-                        EngineWork::Finished => return Ok(()),
-                        EngineWork::Did(_) => idler.idle(true),
-                        EngineWork::Idle { .. } => idler.idle(false),
+                let run = move || {
+                    let mut agent = make_engine()?;
+                    let mut idler = Idler::new(idle);
+                    engine_bell.register_current();
+                    loop {
+                        match agent.do_work()? {
+                            EngineWork::Finished => return Ok(()),
+                            EngineWork::Did(_) => idler.idle(true),
+                            EngineWork::Idle { .. } => idler.idle(false),
+                        }
                     }
-                }
+                };
+                reporting(&engine_failure, run())
             })?;
-            let sequencer = sequencing::spawn(sequencer, idle, bell)?;
+            let sequencer = sequencing::spawn(sequencer, idle, bell, on_failure)?;
             Ok(Threads {
                 sequencer,
                 engine: Some(engine),
@@ -100,21 +105,24 @@ pub fn start(
             let thread = std::thread::Builder::new()
                 .name("pipeline".into())
                 .spawn(move || {
-                    let mut engine = make_engine()?;
-                    let mut sequencer = Some(sequencer);
-                    let mut idler = Idler::new(idle);
-                    loop {
-                        let c = cycle(&mut sequencer, &mut engine, &stop)?;
-                        if c.finished {
-                            return Ok(());
-                        }
-                        if let Some(pause) = idler.idle_for(c.work > 0) {
-                            match sequencer.as_mut() {
-                                Some(s) if !c.must_poll => s.block(pause),
-                                _ => std::thread::park_timeout(pause.min(DURABLE_POLL)),
+                    let run = move || {
+                        let mut engine = make_engine()?;
+                        let mut sequencer = Some(sequencer);
+                        let mut idler = Idler::new(idle);
+                        loop {
+                            let c = cycle(&mut sequencer, &mut engine, &stop)?;
+                            if c.finished {
+                                return Ok(());
+                            }
+                            if let Some(pause) = idler.idle_for(c.work > 0) {
+                                match sequencer.as_mut() {
+                                    Some(s) if !c.must_poll => s.block(pause),
+                                    _ => std::thread::park_timeout(pause.min(DURABLE_POLL)),
+                                }
                             }
                         }
-                    }
+                    };
+                    reporting(&on_failure, run())
                 })?;
             Ok(Threads {
                 sequencer: thread,
@@ -122,6 +130,18 @@ pub fn start(
             })
         }
     }
+}
+
+/// Called (on the failing thread) with the error when a pipeline thread fails, so the node
+/// can stop instead of keeping sessions open that nothing will answer.
+pub type OnFailure = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Passes `result` through, calling `on_failure` if it is an error.
+pub(crate) fn reporting(on_failure: &OnFailure, result: Result<(), String>) -> Result<(), String> {
+    if let Err(e) = &result {
+        on_failure(e);
+    }
+    result
 }
 
 /// What one pass over both agents did.

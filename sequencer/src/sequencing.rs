@@ -212,20 +212,24 @@ pub fn spawn(
     mut agent: SequencerAgent,
     idle: IdleStrategy,
     engine_bell: Arc<Doorbell>,
+    on_failure: crate::pipeline::OnFailure,
 ) -> std::io::Result<JoinHandle<Result<(), String>>> {
     std::thread::Builder::new()
         .name("sequencer".into())
         .spawn(move || {
-            let mut idler = Idler::new(idle);
-            while !agent.stopped() {
-                let n = agent.do_work()?;
-                if n > 0 {
-                    engine_bell.ring();
+            let run = move || {
+                let mut idler = Idler::new(idle);
+                while !agent.stopped() {
+                    let n = agent.do_work()?;
+                    if n > 0 {
+                        engine_bell.ring();
+                    }
+                    if let Some(pause) = idler.idle_for(n > 0) {
+                        agent.block(pause);
+                    }
                 }
-                if let Some(pause) = idler.idle_for(n > 0) {
-                    agent.block(pause);
-                }
-            }
-            agent.close()
+                agent.close()
+            };
+            crate::pipeline::reporting(&on_failure, run())
         })
 }

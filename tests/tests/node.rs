@@ -628,3 +628,63 @@ fn mass_cancel_by_symbol_then_all() {
     healthy(&mut c);
     assert!(node.terminate().success());
 }
+
+#[test]
+fn node_stops_by_itself_when_its_journal_cannot_be_applied() {
+    for pipeline in ["inline", "shared", "dedicated"] {
+        stops_on_unappliable_journal(pipeline);
+    }
+}
+
+fn stops_on_unappliable_journal(pipeline: &str) {
+    // A journal whose first record is not the genesis record (written here with the journal
+    // API, as a damaged or foreign journal would be): the engine refuses it. The node must say
+    // so and stop, not keep sessions open that nothing will ever answer.
+    let dir = tempfile::tempdir().unwrap();
+    let journal_dir = dir.path().join("journal");
+    std::fs::create_dir_all(&journal_dir).unwrap();
+    {
+        let mut w =
+            ordo_journal::JournalWriter::open(ordo_journal::JournalConfig::new(&journal_dir)).unwrap();
+        let tick = ordo_sequencer::event::Event::Command {
+            session: u32::MAX,
+            msg_seq: 0,
+            command: ordo_engine::Command::Tick,
+        };
+        w.append_archived(
+            1_800_000_000_000_000_000,
+            ordo_sequencer::event::KIND_EVENT,
+            &tick,
+        )
+        .unwrap();
+        w.close().unwrap();
+    }
+    let mut child = Command::new(ordo_bin())
+        .arg("node")
+        .args(["--pipeline", pipeline])
+        .args(["--listen", &format!("127.0.0.1:{}", ordo_tests::free_port())])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pipeline {pipeline}: the node kept running on a journal it cannot apply");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "pipeline {pipeline}: {stderr}");
+    assert!(
+        stderr.contains("record 1 comes before the genesis record"),
+        "pipeline {pipeline}: {stderr}"
+    );
+}
