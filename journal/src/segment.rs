@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{JournalError, Result};
 
@@ -240,6 +241,17 @@ pub const SPARE_FILE: &str = "spare.seg.tmp";
 /// write to a block, which stalls for the length of a jbd2 commit: measured 18 ms stalls).
 /// Runs on a helper thread, off the append path.
 pub fn prepare_spare(dir: &Path, segment_bytes: u64) -> Result<PathBuf> {
+    let never = AtomicBool::new(false);
+    prepare_spare_until(dir, segment_bytes, &never).map(|p| p.expect("never cancelled"))
+}
+
+/// [`prepare_spare`], abandoned (Ok(None), the file left partly zeroed: recovery removes it)
+/// as soon as `cancel` is set: a closing writer does not wait for megabytes of zeros.
+pub(crate) fn prepare_spare_until(
+    dir: &Path,
+    segment_bytes: u64,
+    cancel: &AtomicBool,
+) -> Result<Option<PathBuf>> {
     let path = dir.join(SPARE_FILE);
     let file = OpenOptions::new()
         .read(true)
@@ -252,14 +264,20 @@ pub fn prepare_spare(dir: &Path, segment_bytes: u64) -> Result<PathBuf> {
     let zeros = vec![0u8; 1 << 20];
     let mut offset = 0u64;
     while offset < segment_bytes {
+        if cancel.load(Ordering::Acquire) {
+            return Ok(None);
+        }
         let n = (segment_bytes - offset).min(zeros.len() as u64) as usize;
         file.write_all_at(&zeros[..n], offset)
             .map_err(|e| JournalError::io("zero", &path, e))?;
         offset += n as u64;
     }
+    if cancel.load(Ordering::Acquire) {
+        return Ok(None);
+    }
     file.sync_data()
         .map_err(|e| JournalError::io("fsync", &path, e))?;
-    Ok(path)
+    Ok(Some(path))
 }
 
 /// Turns a prepared file (a temporary or the spare, of `header.segment_bytes`, all zeros) into

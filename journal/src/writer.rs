@@ -23,7 +23,8 @@ use crate::positions::Positions;
 use crate::recovery::{Recovered, RecoveryReport, recover};
 use crate::scan::{ScanExpect, scan_segment};
 use crate::segment::{
-    SegmentHeader, create_segment, install_segment, list_segments, preallocate, prepare_spare, sync_dir,
+    SPARE_FILE, SegmentHeader, create_segment, install_segment, list_segments, preallocate,
+    prepare_spare_until, sync_dir,
 };
 use crate::syncer::{SyncShared, Syncer};
 
@@ -160,6 +161,8 @@ struct SpareWorker {
     done: std::sync::mpsc::Receiver<Result<PreparedSpare>>,
     /// A job was sent and its result not taken yet.
     pending: bool,
+    /// Set to abandon the job in progress (see [`SpareWorker::cancel`]).
+    cancel: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -168,14 +171,19 @@ impl SpareWorker {
     fn new(dir: PathBuf, segment_bytes: u64) -> SpareWorker {
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Option<MmapMut>>();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cancelled = Arc::clone(&cancel);
         let thread = std::thread::Builder::new()
             .name("journal-spare".into())
             .spawn(move || {
                 lower_priority();
                 for retired in jobs_rx {
                     drop(retired);
-                    let result = prepare_spare(&dir, segment_bytes)
-                        .map(|path| (path.clone(), map_populated(&path, segment_bytes)));
+                    let result = match prepare_spare_until(&dir, segment_bytes, &cancelled) {
+                        Ok(Some(path)) => Ok((path.clone(), map_populated(&path, segment_bytes))),
+                        Ok(None) => Err(JournalError::Config("spare preparation cancelled".into())),
+                        Err(e) => Err(e),
+                    };
                     if done_tx.send(result).is_err() {
                         return;
                     }
@@ -186,6 +194,7 @@ impl SpareWorker {
             jobs: thread.as_ref().map(|_| jobs_tx),
             done: done_rx,
             pending: false,
+            cancel,
             thread,
         }
     }
@@ -208,8 +217,19 @@ impl SpareWorker {
     }
 }
 
+impl SpareWorker {
+    /// Abandons the job in progress (if any) and waits for the thread to say so: the result is
+    /// discarded. Later requests run normally.
+    fn cancel(&mut self) {
+        self.cancel.store(true, std::sync::atomic::Ordering::Release);
+        let _ = self.take();
+        self.cancel.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 impl Drop for SpareWorker {
     fn drop(&mut self) {
+        self.cancel();
         self.jobs = None; // ends the thread's job loop
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -558,10 +578,10 @@ impl JournalWriter {
         self.spare.request(None);
     }
 
-    /// Waits for the spare segment's preparation and discards the result (before recovery,
-    /// which removes temporaries, may run again).
+    /// Stops the spare segment's preparation and discards it (before recovery, which removes
+    /// temporaries, may run again, and at close).
     fn join_spare(&mut self) {
-        let _ = self.spare.take();
+        self.spare.cancel();
     }
 
     /// Publishes, then makes everything written durable now, whatever the policy; returns the
@@ -716,6 +736,9 @@ impl JournalWriter {
         }
         let result = self.sync();
         self.join_spare();
+        // A clean close leaves no temporary behind, so the next open reports no recovery
+        // work. Failing to remove it only leaves a temporary that the next open removes.
+        let _ = std::fs::remove_file(self.config.dir.join(SPARE_FILE));
         self.closed = true;
         result
     }
