@@ -1,5 +1,6 @@
-//! The durable listener: the syncer calls it after every advance of the durable position, so a
-//! consumer waiting for durability is woken instead of polling.
+//! The writer's life around its appends: the durable listener (the syncer calls it after every
+//! advance of the durable position, so a consumer waiting for durability is woken instead of
+//! polling), and a clean close that leaves nothing to recover.
 
 mod common;
 
@@ -43,4 +44,26 @@ fn syncer_calls_the_listener_with_durable_already_advanced() {
     assert!(calls.load(Ordering::Acquire) >= 1);
     assert_eq!(seen.load(Ordering::Acquire), last);
     writer.close().unwrap();
+}
+
+/// A clean close leaves nothing for the next open to recover: no torn tail, no temporary file
+/// removed (the spare segment in preparation is abandoned and deleted at close).
+#[test]
+fn clean_close_leaves_nothing_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3u64 {
+        let mut writer = JournalWriter::open(small_config(dir.path())).unwrap();
+        if round > 0 {
+            let r = writer.recovery();
+            assert!(
+                r.torn_tail.is_none() && r.removed_files.is_empty(),
+                "round {round}: {r}"
+            );
+        }
+        for i in 0..20u64 {
+            writer.append(round * 100 + i + 1, 1, &[1u8; 100]).unwrap();
+        }
+        writer.close().unwrap();
+        assert!(!dir.path().join("spare.seg.tmp").exists(), "round {round}");
+    }
 }
