@@ -502,10 +502,9 @@ fn full_sequencer_queue_answers_system_busy_and_loses_nothing() {
     let mut c = logged_on(node.port, 1);
     // The gateway takes the burst faster than the pipeline runs: the one-deep queue is full.
     let (acks, busy) = burst_of_orders(&mut c, 200);
-    assert!(
-        acks >= 1 && busy >= 1,
-        "acks {acks}, busy {busy}: the bound was not reached"
-    );
+    // How many fit depends on whether the pipeline ran between reads (the logon's own event
+    // may still hold the one slot): all 200 refused is as correct as 1 acked and 199 refused.
+    assert!(busy >= 1, "acks {acks}, busy {busy}: the bound was not reached");
     // Nothing more comes (no duplicate, no late answer); this session and another are healthy.
     healthy(&mut c);
     healthy(&mut h);
