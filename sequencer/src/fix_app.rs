@@ -24,7 +24,7 @@ use crate::sequencing::{Inbound, InboundTx, Refused};
 mod business {
     pub const OTHER: u32 = 0;
     pub const UNKNOWN_SECURITY: u32 = 2;
-    pub const APPLICATION_NOT_AVAILABLE: u32 = 4;
+    pub const APPLICATION_NOT_AVAILABLE: u32 = crate::fix::session::BUSINESS_APPLICATION_NOT_AVAILABLE;
 }
 
 /// Id for an instrument the catalog does not know: the engine rejects it (UnknownInstrument).

@@ -476,20 +476,32 @@ fn burst_of_orders(c: &mut FixClient, n: usize) -> (usize, usize) {
         burst.extend_from_slice(&one);
     }
     c.send_raw(&burst);
-    // Every order gets exactly one answer, in order: an ack, or BusinessMessageReject
-    // "system busy".
+    // Every order gets exactly one answer: an ack (ClOrdID in 11), or BusinessMessageReject
+    // "system busy" naming it in BusinessRejectRefID (379). Refusals are immediate and acks
+    // come through the pipeline, so they interleave in any order.
     let (mut acks, mut busy) = (0, 0);
+    let mut answered = std::collections::BTreeSet::new();
     while acks + busy < n {
         let m = c.expect(T);
-        match (m.msg_type(), m.get(150)) {
-            ("8", Some("0")) => acks += 1,
+        let id = match (m.msg_type(), m.get(150)) {
+            ("8", Some("0")) => {
+                acks += 1;
+                m.get(11)
+            }
             ("j", _) => {
                 assert_eq!(m.get(58), Some("system busy: sequencer queue full"), "{m}");
                 busy += 1;
+                m.get(379)
             }
             _ => panic!("unexpected answer {m}"),
-        }
+        };
+        let id = id
+            .unwrap_or_else(|| panic!("answer names no order: {m}"))
+            .to_string();
+        assert!(answered.insert(id), "two answers for one order: {m}");
     }
+    let expected: std::collections::BTreeSet<String> = (0..n).map(|i| format!("q{i}")).collect();
+    assert_eq!(answered, expected);
     eprintln!("{acks} acked, {busy} refused as busy");
     (acks, busy)
 }

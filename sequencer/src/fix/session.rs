@@ -15,6 +15,9 @@ use super::validate::{self, reason};
 
 const NS: u64 = 1_000_000_000;
 
+/// BusinessRejectReason (380) 4, "Application not available".
+pub const BUSINESS_APPLICATION_NOT_AVAILABLE: u32 = 4;
+
 /// Per-session settings.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -364,6 +367,14 @@ impl Session {
         ];
         if let Some(s) = msg.get(34) {
             body.push((45, Value::Bytes(s)));
+        }
+        // "Application not available" (the node is busy or stopping) refuses one order-entry
+        // message: BusinessRejectRefID names it by its ClOrdID so the client can match the
+        // refusal to its request. (Not on other business rejects, which must stay QuickFIX's.)
+        if reason == BUSINESS_APPLICATION_NOT_AVAILABLE
+            && let Some(id) = msg.get(11)
+        {
+            body.push((379, Value::Bytes(id)));
         }
         let owned;
         match tag {

@@ -139,6 +139,8 @@ struct Counts {
     replaced: u64,
     cancel_rejects: u64,
     other_reports: u64,
+    /// Requests the node refused as busy (BusinessMessageReject 380=4 naming the ClOrdID).
+    busy: u64,
 }
 
 /// The clock of the run: nanoseconds since its start.
@@ -198,6 +200,16 @@ impl Answers {
                         orders.opened(k);
                     }
                     self.first_answer(k, now_ns);
+                }
+            }
+            b"j" => {
+                // The node refused the request (queue full): an answer, but not a latency
+                // sample of an ExecutionReport.
+                if let Some(k) = m.get(379).and_then(parse_k).filter(|&k| k < sent) {
+                    self.counts.busy += 1;
+                    if !self.seen(k) {
+                        self.counts.answered += 1;
+                    }
                 }
             }
             b"9" => {
@@ -428,7 +440,7 @@ pub fn run(args: &LoadgenArgs) -> Result<(), String> {
         counts.sent - counts.answered
     );
     println!(
-        "loadgen: reports: acks {} fills {} rejects {} cancelled {} replaced {} other {}; cancel rejects {}; open orders at end {}",
+        "loadgen: reports: acks {} fills {} rejects {} cancelled {} replaced {} other {}; cancel rejects {}; refused busy {}; open orders at end {}",
         counts.acks,
         counts.fills,
         counts.rejects,
@@ -436,6 +448,7 @@ pub fn run(args: &LoadgenArgs) -> Result<(), String> {
         counts.replaced,
         counts.other_reports,
         counts.cancel_rejects,
+        counts.busy,
         orders.open_count()
     );
     println!(
@@ -453,6 +466,12 @@ pub fn run(args: &LoadgenArgs) -> Result<(), String> {
     }
     for c in conns {
         c.logout();
+    }
+    if counts.busy > 0 {
+        return Err(format!(
+            "{} requests refused by the node as busy (its sequencer queue was full): the rate is beyond its capacity",
+            counts.busy
+        ));
     }
     if counts.sent != counts.answered {
         return Err(format!(
