@@ -123,13 +123,18 @@ def main():
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    acceptor.start()
+    try:
+        acceptor.start()
+    except fix.RuntimeError as e:
+        print("qf_acceptor: %s" % e, file=sys.stderr, flush=True)
+        os._exit(2)  # QuickFIX's threads must not keep a failed process alive
     print("qf_acceptor ready on %d" % a.port, flush=True)
     deadline = time.time() + a.seconds
     while not stop.is_set() and time.time() < deadline:
         stop.wait(0.2)
-    acceptor.stop()
-    return 0
+    acceptor.stop(True)
+    sys.stdout.flush()
+    os._exit(0)  # nothing may linger: the benchmark script waits for this process
 
 
 if __name__ == "__main__":
