@@ -46,11 +46,12 @@ pub enum Event {
         /// Session.
         session: SessionId,
     },
-    /// The node (re)started: which clock stamps the records from here on.
+    /// The node (re)started, or its clock's synchronisation state changed: which clock stamps
+    /// the records from here on, and whether it says it is synchronised.
     Clock {
         /// "system", "ptp:/dev/ptp0", "test".
         source: FixedStr,
-        /// Whether the clock reported itself synchronised (PTP / NTP status) at start.
+        /// Whether the clock reported itself synchronised (PTP / NTP status).
         synchronised: bool,
     },
 }

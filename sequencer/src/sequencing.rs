@@ -81,7 +81,16 @@ pub struct SequencerAgent {
     /// An input taken by a blocking receive while idle, appended first in the next batch.
     waiting: Option<Inbound>,
     stopped: bool,
+    /// The clock's synchronisation state as last recorded in the journal.
+    clock_synchronised: bool,
+    /// When the clock's state was last checked, and how often to check it.
+    clock_checked: Instant,
+    clock_check_every: Duration,
 }
+
+/// How often the sequencer asks its clock whether it is synchronised (an `adjtimex` call for
+/// the system clock); a change is journaled as a Clock record.
+pub const CLOCK_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl SequencerAgent {
     /// Appends `initial` (genesis and setup on a fresh journal) and the clock record.
@@ -111,7 +120,38 @@ impl SequencerAgent {
             last_append: Instant::now(),
             waiting: None,
             stopped: false,
+            clock_synchronised: synchronised,
+            clock_checked: Instant::now(),
+            clock_check_every: CLOCK_CHECK_EVERY,
         })
+    }
+
+    /// Checks the clock's synchronisation state every `every` instead of [`CLOCK_CHECK_EVERY`].
+    pub fn with_clock_check(mut self, every: Duration) -> Self {
+        self.clock_check_every = every;
+        self
+    }
+
+    /// Journals a Clock record when the clock's synchronisation state has changed since the
+    /// last one (MiFID II RTS 25 traceability: the journal says, for every stretch of records,
+    /// whether their stamps came from a synchronised clock). Returns the records appended.
+    fn check_clock(&mut self) -> Result<usize, String> {
+        if self.clock_checked.elapsed() < self.clock_check_every {
+            return Ok(0);
+        }
+        self.clock_checked = Instant::now();
+        let synchronised = self.stamper.clock().synchronised();
+        if synchronised == self.clock_synchronised {
+            return Ok(0);
+        }
+        tracing::warn!(synchronised, "clock synchronisation state changed");
+        let source = FixedStr::from_text(&self.stamper.clock().source()).unwrap_or_default();
+        let ts = self.stamper.stamp();
+        self.writer
+            .append_archived(ts, KIND_EVENT, &Event::Clock { source, synchronised })
+            .map_err(|e| format!("journal append: {e}"))?;
+        self.clock_synchronised = synchronised;
+        Ok(1)
     }
 
     /// One duty cycle: appends up to [`MAX_BATCH`] queued inputs as one published batch, or a
@@ -148,6 +188,9 @@ impl SequencerAgent {
                     Err(TryRecvError::Empty) => break,
                 }
             }
+        }
+        if !self.stopped {
+            n += self.check_clock()?;
         }
         if n > 0 {
             self.last_append = Instant::now();
@@ -232,4 +275,64 @@ pub fn spawn(
             };
             crate::pipeline::reporting(&on_failure, run())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use ordo_journal::{JournalConfig, JournalReader};
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::event::ArchivedEvent;
+
+    /// A clock whose synchronisation state flips every second question: true, true, false,
+    /// false, true, ...
+    #[derive(Default)]
+    struct Flipping {
+        now: u64,
+        asked: Cell<u32>,
+    }
+
+    impl Clock for Flipping {
+        fn now_ns(&mut self) -> u64 {
+            self.now += 1_000;
+            1_800_000_000_000_000_000 + self.now
+        }
+        fn source(&self) -> String {
+            "flipping".into()
+        }
+        fn synchronised(&self) -> bool {
+            let n = self.asked.get();
+            self.asked.set(n + 1);
+            (n / 2).is_multiple_of(2)
+        }
+    }
+
+    #[test]
+    fn clock_state_changes_are_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = JournalWriter::open(JournalConfig::new(dir.path())).unwrap();
+        let (_tx, rx) = std::sync::mpsc::sync_channel(4);
+        let stamper = Stamper::new(Box::new(Flipping::default()), 0);
+        let mut agent = SequencerAgent::new(writer, stamper, rx, &[], Duration::from_secs(3600))
+            .unwrap()
+            .with_clock_check(Duration::ZERO);
+        for _ in 0..4 {
+            agent.do_work().unwrap();
+        }
+        agent.close().unwrap();
+        let mut reader = JournalReader::open(dir.path(), 1).unwrap();
+        let mut states = Vec::new();
+        while let Some(record) = reader.next().unwrap() {
+            let archived = record.access::<ArchivedEvent>().unwrap();
+            let event: Event = rkyv::deserialize::<Event, rkyv::rancor::Error>(archived).unwrap();
+            if let Event::Clock { synchronised, .. } = event {
+                states.push(synchronised);
+            }
+        }
+        // At start (asked once: true), then one record per change: false, then true again.
+        assert_eq!(states, [true, false, true]);
+    }
 }
