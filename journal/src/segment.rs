@@ -239,19 +239,10 @@ pub const SPARE_FILE: &str = "spare.seg.tmp";
 /// Prepares a spare segment file of `segment_bytes`: allocated and written with zeros, so that
 /// appends into it never convert unwritten extents (on ext4, a journal transaction per first
 /// write to a block, which stalls for the length of a jbd2 commit: measured 18 ms stalls).
-/// Runs on a helper thread, off the append path.
-pub fn prepare_spare(dir: &Path, segment_bytes: u64) -> Result<PathBuf> {
-    let never = AtomicBool::new(false);
-    prepare_spare_until(dir, segment_bytes, &never).map(|p| p.expect("never cancelled"))
-}
-
-/// [`prepare_spare`], abandoned (Ok(None), the file left partly zeroed: recovery removes it)
-/// as soon as `cancel` is set: a closing writer does not wait for megabytes of zeros.
-pub(crate) fn prepare_spare_until(
-    dir: &Path,
-    segment_bytes: u64,
-    cancel: &AtomicBool,
-) -> Result<Option<PathBuf>> {
+/// Runs on a helper thread, off the append path. Abandoned (Ok(None), the file left partly
+/// zeroed: recovery removes it) as soon as `cancel` is set: a closing writer does not wait for
+/// megabytes of zeros and an fsync.
+pub(crate) fn prepare_spare(dir: &Path, segment_bytes: u64, cancel: &AtomicBool) -> Result<Option<PathBuf>> {
     let path = dir.join(SPARE_FILE);
     let file = OpenOptions::new()
         .read(true)

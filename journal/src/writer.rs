@@ -23,8 +23,8 @@ use crate::positions::Positions;
 use crate::recovery::{Recovered, RecoveryReport, recover};
 use crate::scan::{ScanExpect, scan_segment};
 use crate::segment::{
-    SPARE_FILE, SegmentHeader, create_segment, install_segment, list_segments, preallocate,
-    prepare_spare_until, sync_dir,
+    SPARE_FILE, SegmentHeader, create_segment, install_segment, list_segments, preallocate, prepare_spare,
+    sync_dir,
 };
 use crate::syncer::{SyncShared, Syncer};
 
@@ -132,9 +132,9 @@ impl ActiveSegment {
 }
 
 /// Maps a prepared spare file and faults every page in writable, so that the writer never
-/// takes a page fault (nor an ext4 `page_mkwrite`) in the segment: on this machine faulting in
-/// 256 KiB costs ~0.3 ms, which the writer otherwise pays 64 times per 16 MiB segment. None if
-/// mapping fails (the writer then maps the file itself and prefaults as it goes).
+/// takes a page fault (nor an ext4 `page_mkwrite`) in the segment: that cost moves to the
+/// helper thread. None if mapping fails (the writer then maps the file itself and prefaults
+/// as it goes).
 fn map_populated(path: &Path, segment_bytes: u64) -> Option<MmapMut> {
     let file = OpenOptions::new().read(true).write(true).open(path).ok()?;
     let len = usize::try_from(segment_bytes).ok()?;
@@ -179,7 +179,7 @@ impl SpareWorker {
                 lower_priority();
                 for retired in jobs_rx {
                     drop(retired);
-                    let result = match prepare_spare_until(&dir, segment_bytes, &cancelled) {
+                    let result = match prepare_spare(&dir, segment_bytes, &cancelled) {
                         Ok(Some(path)) => Ok((path.clone(), map_populated(&path, segment_bytes))),
                         Ok(None) => Err(JournalError::Config("spare preparation cancelled".into())),
                         Err(e) => Err(e),
@@ -215,9 +215,7 @@ impl SpareWorker {
         }
         self.done.recv().ok()
     }
-}
 
-impl SpareWorker {
     /// Abandons the job in progress (if any) and waits for the thread to say so: the result is
     /// discarded. Later requests run normally.
     fn cancel(&mut self) {
@@ -557,7 +555,7 @@ impl JournalWriter {
             premapped,
         )?;
         let sealed = std::mem::replace(&mut self.active, next);
-        // Unmapping a faulted-in segment costs ~1 ms (16 MiB here): the helper thread does it.
+        // The helper thread unmaps the sealed segment (tearing down megabytes of page tables).
         // No mmap, munmap or thread creation happens here: each takes the process's mmap lock
         // for writing, which a helper thread busy faulting in a segment at SCHED_IDLE can hold
         // for milliseconds (measured: 2-4 ms stalls of the roll when it did).
