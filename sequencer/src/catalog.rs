@@ -269,9 +269,14 @@ impl Catalog {
 
     /// The symbol of an instrument id ("?" for unknown ids, which the engine rejects).
     pub fn symbol(&self, instrument: u32) -> &str {
+        self.known_symbol(instrument).unwrap_or("?")
+    }
+
+    /// The symbol of an instrument id, None for an id the catalog does not know.
+    pub fn known_symbol(&self, instrument: u32) -> Option<&str> {
         self.instruments
             .get(instrument as usize)
-            .map_or("?", |i| i.symbol.as_str())
+            .map(|i| i.symbol.as_str())
     }
 }
 

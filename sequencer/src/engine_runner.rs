@@ -280,8 +280,8 @@ pub enum EngineWork {
 }
 
 /// The engine as an agent: [`EngineAgent::do_work`] releases durable outputs and applies the
-/// next journal record. It runs on its own thread ([`EngineRunner::spawn`]) or shares one with
-/// the sequencer agent.
+/// next journal record. `crate::pipeline` runs it on a thread of its own, on one shared with the
+/// sequencer agent, or as a task on the gateway's thread.
 pub struct EngineAgent {
     runner: EngineRunner,
     positions: Arc<Positions>,

@@ -260,41 +260,32 @@ pub async fn run(
         let (engine_positions, engine_stop, caught_up) =
             (Arc::clone(&positions), Arc::clone(&stop), Arc::clone(&caught_up));
         let make_engine = move || runner.agent(engine_positions, out_tx, engine_stop, caught_up);
+        let stop_node = stop_node.clone();
+        let on_failure: pipeline::OnFailure = Arc::new(move |e: &str| {
+            tracing::error!(error = %e, "pipeline failed: stopping the node");
+            let _ = stop_node.send(true);
+        });
         match bell {
-            Some(bell) => {
-                // Outputs waiting for an fsync are released as soon as the syncer has done it.
-                let durable_bell = Arc::clone(&bell);
-                positions.set_durable_listener(move || durable_bell.notify_one());
-                let engine = make_engine()?;
-                let stop = Arc::clone(&stop);
-                let stop_node = stop_node.clone();
-                Running::Inline(tokio::spawn(async move {
-                    let result = pipeline::run_inline(sequencer, engine, bell, stop).await;
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "pipeline failed: stopping the node");
-                        let _ = stop_node.send(true);
-                    }
-                    result
-                }))
-            }
-            None => {
-                let stop_node = stop_node.clone();
-                let on_failure: pipeline::OnFailure = Arc::new(move |e: &str| {
-                    tracing::error!(error = %e, "pipeline failed: stopping the node");
-                    let _ = stop_node.send(true);
-                });
-                Running::Threads(
-                    pipeline::start(
-                        layout,
-                        sequencer,
-                        make_engine,
-                        idle,
-                        Arc::clone(&stop),
-                        on_failure,
-                    )
-                    .map_err(|e| format!("start pipeline: {e}"))?,
+            Some(bell) => Running::Inline(pipeline::spawn_inline(
+                sequencer,
+                make_engine()?,
+                bell,
+                Arc::clone(&stop),
+                &positions,
+                on_failure,
+            )),
+            None => Running::Threads(
+                pipeline::start(
+                    layout,
+                    sequencer,
+                    make_engine,
+                    idle,
+                    Arc::clone(&stop),
+                    &positions,
+                    on_failure,
                 )
-            }
+                .map_err(|e| format!("start pipeline: {e}"))?,
+            ),
         }
     };
 

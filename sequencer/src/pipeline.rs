@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ordo_journal::Positions;
 use tokio::sync::Notify;
 
 use crate::engine_runner::{EngineAgent, EngineWork};
@@ -27,7 +28,9 @@ use crate::sequencing::{self, SequencerAgent};
 /// Records the engine applies per shared duty cycle before the sequencer runs again (bounds
 /// how long new input waits behind a backlog).
 const ENGINE_BURST: usize = 512;
-/// Longest block while outputs wait for an fsync (the syncer does not ring the pipeline).
+/// Longest block while outputs wait for an fsync or for room in the outbound channel. The
+/// journal's durable listener (registered by every layout) ends a wait for an fsync at once;
+/// nothing rings for outbound room, so that is polled.
 const DURABLE_POLL: Duration = Duration::from_micros(50);
 
 /// Thread layout of the pipeline.
@@ -70,6 +73,7 @@ pub fn start(
     make_engine: impl FnOnce() -> Result<EngineAgent, String> + Send + 'static,
     idle: IdleStrategy,
     stop: Arc<AtomicBool>,
+    durable: &Positions,
     on_failure: OnFailure,
 ) -> std::io::Result<Threads> {
     match layout {
@@ -95,6 +99,9 @@ pub fn start(
                 };
                 reporting(&engine_failure, run())
             })?;
+            // Outputs held for an fsync: the syncer wakes the engine when it has done it.
+            let durable_bell = Arc::clone(&bell);
+            durable.set_durable_listener(move || durable_bell.ring());
             let sequencer = sequencing::spawn(sequencer, idle, bell, on_failure)?;
             Ok(Threads {
                 sequencer,
@@ -124,6 +131,9 @@ pub fn start(
                     };
                     reporting(&on_failure, run())
                 })?;
+            // Outputs held for an fsync: the syncer unparks the thread when it has done it.
+            let parked = thread.thread().clone();
+            durable.set_durable_listener(move || parked.unpark());
             Ok(Threads {
                 sequencer: thread,
                 engine: None,
@@ -196,15 +206,30 @@ fn cycle(
     })
 }
 
+/// Starts [`run_inline`] as a task on the current runtime: `bell` becomes the journal's
+/// durable listener, and a failure is reported to `on_failure` before the task ends.
+pub fn spawn_inline(
+    sequencer: SequencerAgent,
+    engine: EngineAgent,
+    bell: Arc<Notify>,
+    stop: Arc<AtomicBool>,
+    durable: &Positions,
+    on_failure: OnFailure,
+) -> tokio::task::JoinHandle<Result<(), String>> {
+    let durable_bell = Arc::clone(&bell);
+    durable.set_durable_listener(move || durable_bell.notify_one());
+    tokio::spawn(async move { reporting(&on_failure, run_inline(sequencer, engine, bell, stop).await) })
+}
+
 /// The inline pipeline: the sequencer and engine agents as one task on the gateway's runtime
 /// thread. An input then goes from the socket to the journal, the engine and back out as an
 /// ExecutionReport without any thread wake-up (on this 2-core VM each costs tens of
 /// microseconds and a context switch), and the whole node takes one core. The gateway rings
 /// `bell` whenever it queues an input; after a cycle that did work the task yields, so
 /// connections and the router run between batches. When idle it waits for the bell, the next
-/// Tick, or (outputs waiting for an fsync or for room) a poll interval. The node registers
-/// the bell as the journal's durable listener, so outputs held for an fsync leave as soon as
-/// the syncer has made them durable, not at the next poll (the runtime's timer has 1 ms
+/// Tick, or (outputs waiting for an fsync or for room) a poll interval. [`spawn_inline`]
+/// registers the bell as the journal's durable listener, so outputs held for an fsync leave as
+/// soon as the syncer has made them durable, not at the next poll (the runtime's timer has 1 ms
 /// resolution).
 pub async fn run_inline(
     sequencer: SequencerAgent,

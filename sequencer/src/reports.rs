@@ -255,8 +255,8 @@ pub fn build<'a>(
                 }
                 None => fields.push((531, Value::Bytes(request_type))),
             }
-            if let Some(i) = instrument.filter(|&i| catalog.symbol(i) != "?") {
-                fields.push((55, Value::Bytes(catalog.symbol(i).as_bytes())));
+            if let Some(symbol) = instrument.and_then(|i| catalog.known_symbol(i)) {
+                fields.push((55, Value::Bytes(symbol.as_bytes())));
             }
             fields.push((533, Value::U64(u64::from(*cancelled))));
             b"r"

@@ -71,7 +71,7 @@ const MAX_BATCH: usize = 256;
 
 /// The sequencer as an agent (Aeron's duty-cycle pattern): [`SequencerAgent::do_work`] appends
 /// what is queued and returns how much it did; whoever runs it decides how to idle. It runs on
-/// its own thread ([`spawn`]) or shares one with the engine agent (`node::Pipeline::Shared`).
+/// its own thread ([`spawn`]) or shares one with the engine agent (`crate::pipeline`).
 pub struct SequencerAgent {
     writer: JournalWriter,
     stamper: Stamper,
@@ -92,6 +92,22 @@ pub struct SequencerAgent {
 /// the system clock); a change is journaled as a Clock record.
 pub const CLOCK_CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// Stamps `event` and appends it (published at once, outside any batch).
+fn append(writer: &mut JournalWriter, stamper: &mut Stamper, event: &Event) -> Result<u64, String> {
+    let ts = stamper.stamp();
+    writer
+        .append_archived(ts, KIND_EVENT, event)
+        .map_err(|e| format!("journal append: {e}"))
+}
+
+/// The Clock record for `stamper`'s clock in the given synchronisation state.
+fn clock_record(stamper: &Stamper, synchronised: bool) -> Event {
+    Event::Clock {
+        source: FixedStr::from_text(&stamper.clock().source()).unwrap_or_default(),
+        synchronised,
+    }
+}
+
 impl SequencerAgent {
     /// Appends `initial` (genesis and setup on a fresh journal) and the clock record.
     pub fn new(
@@ -101,17 +117,12 @@ impl SequencerAgent {
         initial: &[Event],
         tick: Duration,
     ) -> Result<SequencerAgent, String> {
-        let source = FixedStr::from_text(&stamper.clock().source()).unwrap_or_default();
         let synchronised = stamper.clock().synchronised();
-        for e in initial
-            .iter()
-            .chain(std::iter::once(&Event::Clock { source, synchronised }))
-        {
-            let ts = stamper.stamp();
-            writer
-                .append_archived(ts, KIND_EVENT, e)
-                .map_err(|e| format!("journal append: {e}"))?;
+        for e in initial {
+            append(&mut writer, &mut stamper, e)?;
         }
+        let record = clock_record(&stamper, synchronised);
+        append(&mut writer, &mut stamper, &record)?;
         Ok(SequencerAgent {
             writer,
             stamper,
@@ -145,11 +156,8 @@ impl SequencerAgent {
             return Ok(0);
         }
         tracing::warn!(synchronised, "clock synchronisation state changed");
-        let source = FixedStr::from_text(&self.stamper.clock().source()).unwrap_or_default();
-        let ts = self.stamper.stamp();
-        self.writer
-            .append_archived(ts, KIND_EVENT, &Event::Clock { source, synchronised })
-            .map_err(|e| format!("journal append: {e}"))?;
+        let record = clock_record(&self.stamper, synchronised);
+        append(&mut self.writer, &mut self.stamper, &record)?;
         self.clock_synchronised = synchronised;
         Ok(1)
     }
@@ -195,15 +203,12 @@ impl SequencerAgent {
         if n > 0 {
             self.last_append = Instant::now();
         } else if !self.stopped && self.last_append.elapsed() >= self.tick {
-            let t = Event::Command {
+            let tick = Event::Command {
                 session: NODE_SESSION,
                 msg_seq: 0,
                 command: Command::Tick,
             };
-            let ts = self.stamper.stamp();
-            self.writer
-                .append_archived(ts, KIND_EVENT, &t)
-                .map_err(|e| format!("journal append: {e}"))?;
+            append(&mut self.writer, &mut self.stamper, &tick)?;
             self.last_append = Instant::now();
             n = 1;
         }
@@ -216,8 +221,7 @@ impl SequencerAgent {
         if self.waiting.is_some() || self.stopped {
             return;
         }
-        let until_tick = self.tick.saturating_sub(self.last_append.elapsed());
-        match self.rx.recv_timeout(pause.min(until_tick)) {
+        match self.rx.recv_timeout(pause.min(self.until_tick())) {
             Ok(input) => self.waiting = Some(input),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => self.stopped = true,

@@ -390,23 +390,7 @@ fn slow_consumer_is_disconnected_and_others_are_unaffected() {
     let mut write_error = None;
     while sent < 200_000 && write_error.is_none() {
         let clordid = format!("s{sent}");
-        write_error = slow
-            .send_checked(
-                "D",
-                &[
-                    (11, &clordid),
-                    (1, "ACC1"),
-                    (21, "1"),
-                    (55, "AAA"),
-                    (54, "1"),
-                    (60, "20261124-00:00:00"),
-                    (38, "1"),
-                    (40, "2"),
-                    (44, "90"),
-                    (59, "0"),
-                ],
-            )
-            .err();
+        write_error = slow.send_checked("D", &resting_buy(&clordid, "AAA")).err();
         sent += 1;
         if sent.is_multiple_of(5_000) {
             // Meanwhile another session is served normally.
@@ -539,21 +523,24 @@ fn engine_back_pressure_delays_but_loses_no_output() {
     journal_verifies(&node_dir);
 }
 
+/// The body of a NewOrderSingle from CLIENT1 (account ACC1): buy 5 at 95.00, GTC, far below
+/// the reference price of the embedded defaults, so it rests.
+fn resting_buy<'a>(clordid: &'a str, symbol: &'a str) -> [(u32, &'a str); 9] {
+    [
+        (11, clordid),
+        (1, "ACC1"),
+        (55, symbol),
+        (54, "1"),
+        (60, "20261125-00:00:00"),
+        (38, "5"),
+        (40, "2"),
+        (44, "95"),
+        (59, "1"),
+    ]
+}
+
 fn order_on(c: &mut FixClient, clordid: &str, symbol: &str) {
-    c.send(
-        "D",
-        &[
-            (11, clordid),
-            (1, "ACC1"),
-            (55, symbol),
-            (54, "1"),
-            (60, "20261125-00:00:00"),
-            (38, "5"),
-            (40, "2"),
-            (44, "95"),
-            (59, "0"),
-        ],
-    );
+    c.send("D", &resting_buy(clordid, symbol));
     let m = c.expect(T);
     assert_eq!((m.msg_type(), m.get(150)), ("8", Some("0")), "{m}");
 }

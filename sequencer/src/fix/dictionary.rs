@@ -232,11 +232,6 @@ pub struct MessageDef {
     pub groups: &'static [GroupDef],
 }
 
-/// The field definition of `tag`.
-pub fn field(tag: i64) -> Option<&'static FieldDef> {
-    field_ref(tag).map(|f| f.def)
-}
-
 /// A field definition and its place in the dictionary (for [`FieldRef::valid_value`]).
 #[derive(Clone, Copy)]
 pub struct FieldRef {
@@ -340,18 +335,5 @@ pub fn valid_format(kind: FieldType, value: &[u8]) -> bool {
         FieldType::UtcTimeOnly => super::timefmt::parse_time(value).is_some(),
         FieldType::UtcDate => super::timefmt::parse_date(value).is_some(),
         FieldType::MultiString | FieldType::Str => true,
-    }
-}
-
-/// Whether `value` is one of the field's enumerated values (always true if it has none).
-pub fn valid_value(def: &FieldDef, value: &[u8]) -> bool {
-    if def.values.is_empty() {
-        return true;
-    }
-    let one = |v: &[u8]| def.values.iter().any(|e| e.as_bytes() == v);
-    if def.kind == FieldType::MultiString {
-        value.split(|&b| b == b' ').all(one)
-    } else {
-        one(value)
     }
 }
