@@ -284,6 +284,18 @@ pub fn message(msg_type: &[u8]) -> Option<&'static MessageDef> {
     }
 }
 
+/// The position of `msg_type` in the generated message list (None for an unknown type).
+#[inline]
+pub(super) fn message_position(msg_type: &[u8]) -> Option<usize> {
+    match message_key(msg_type) {
+        Some(key) => {
+            let i = tables().message_index[key];
+            (i != NO_FIELD).then_some(usize::from(i))
+        }
+        None => MESSAGES.iter().position(|m| m.msg_type.as_bytes() == msg_type),
+    }
+}
+
 /// The body bitmaps of `msg_type` (None for an unknown type).
 pub fn message_bits(msg_type: &[u8]) -> Option<&'static MessageBits> {
     let t = tables();
@@ -310,6 +322,7 @@ pub fn is_admin(msg_type: &[u8]) -> bool {
 }
 
 /// Whether `value` is well formed for `kind`.
+#[inline]
 pub fn valid_format(kind: FieldType, value: &[u8]) -> bool {
     match kind {
         FieldType::Int => {
@@ -331,9 +344,9 @@ pub fn valid_format(kind: FieldType, value: &[u8]) -> bool {
         }
         FieldType::Char => value.len() == 1,
         FieldType::Bool => value == b"Y" || value == b"N",
-        FieldType::UtcTimestamp => super::timefmt::parse_timestamp(value).is_some(),
-        FieldType::UtcTimeOnly => super::timefmt::parse_time(value).is_some(),
-        FieldType::UtcDate => super::timefmt::parse_date(value).is_some(),
+        FieldType::UtcTimestamp => super::timefmt::is_timestamp(value),
+        FieldType::UtcTimeOnly => super::timefmt::is_time(value),
+        FieldType::UtcDate => super::timefmt::is_date(value),
         FieldType::MultiString | FieldType::Str => true,
     }
 }

@@ -37,19 +37,41 @@ pub const MAX_FIELDS: usize = 512;
 /// 8, 9, 35 first, 10 last, BodyLength and CheckSum right.
 pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
     out.clear();
-    // Every SOH ends a field: find them 16 bytes at a time ([`soh_mask`]) and parse each
-    // field's tag from its start. A field's value is never scanned byte by byte.
+    // Every SOH ends a field and the first '=' of a field ends its tag: both found 16 bytes at
+    // a time ([`scan_block`]), which also sums the bytes for the CheckSum. A field's value is
+    // never scanned byte by byte.
     let mut field_start = 0usize;
-    let mut chunk = 0usize;
-    while chunk < frame.len() {
-        let mut mask = soh_mask(frame, chunk);
-        while mask != 0 {
-            let soh = chunk + mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            // The tag: digits (an optional '-' for broken input that validation then
-            // rejects) up to '='. It stops at anything else, the SOH included, so the '='
-            // found lies inside this field.
-            let (tag, eq) = scan_tag(frame, field_start).ok_or(Malformed::BadField)?;
+    let mut block = 0usize;
+    let mut sum = 0u32;
+    // The first '=' of the field being read, once seen in an earlier block (for fields that
+    // straddle two 64-byte blocks).
+    let mut eq_seen: Option<usize> = None;
+    while block < frame.len() {
+        let scan = scan_block(frame, block);
+        sum += scan.sum;
+        let mut soh_bits = scan.soh;
+        while soh_bits != 0 {
+            let soh = block + soh_bits.trailing_zeros() as usize;
+            soh_bits &= soh_bits - 1;
+            // The tag's '=': seen in an earlier block, or the first one in this block at or
+            // after the field's start.
+            let eq = match eq_seen.take() {
+                Some(eq) => eq,
+                None => {
+                    let from = field_start.saturating_sub(block);
+                    let after = (scan.eq >> from) << from;
+                    if after == 0 {
+                        return Err(Malformed::BadField); // no '=' before the SOH
+                    }
+                    block + after.trailing_zeros() as usize
+                }
+            };
+            if eq > soh {
+                return Err(Malformed::BadField);
+            }
+            let tag = short_tag(frame, field_start, eq)
+                .or_else(|| parse_tag(&frame[field_start..eq]))
+                .ok_or(Malformed::BadField)?;
             if out.len() == MAX_FIELDS {
                 return Err(Malformed::TooManyFields);
             }
@@ -60,7 +82,15 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
             });
             field_start = soh + 1;
         }
-        chunk += 16;
+        // The field that goes on into the next block: its '=' if it lies in this one.
+        if eq_seen.is_none() && field_start < block + 64 {
+            let from = field_start.saturating_sub(block);
+            let after = (scan.eq >> from) << from;
+            if after != 0 {
+                eq_seen = Some(block + after.trailing_zeros() as usize);
+            }
+        }
+        block += 64;
     }
     if field_start != frame.len() {
         return Err(Malformed::BadField); // bytes after the last SOH
@@ -75,71 +105,182 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
     }
     // BodyLength: bytes after the SOH that ends 9= up to and including the SOH before 10=.
     let body_start = out[1].end as usize + 1;
-    let checksum_field_start = out[out.len() - 1].start as usize - 3;
-    let declared = std::str::from_utf8(&frame[out[1].start as usize..out[1].end as usize])
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .ok_or(Malformed::BodyLength)?;
-    if declared != checksum_field_start - body_start {
+    let checksum = out[out.len() - 1];
+    let checksum_field_start = checksum.start as usize - 3;
+    let declared = &frame[out[1].start as usize..out[1].end as usize];
+    if declared.is_empty()
+        || declared.len() > 9
+        || !declared.iter().all(u8::is_ascii_digit)
+        || digits_value(declared) != (checksum_field_start - body_start) as u32
+    {
         return Err(Malformed::BodyLength);
     }
-    let sum = frame[..checksum_field_start]
-        .iter()
-        .fold(0u32, |a, &b| a + u32::from(b))
-        % 256;
-    let given = &frame[out[out.len() - 1].start as usize..out[out.len() - 1].end as usize];
+    // The sum covers every byte before "10=": take the checksum field's own bytes back out.
+    let own: u32 = frame[checksum_field_start..].iter().map(|&b| u32::from(b)).sum();
+    let given = &frame[checksum.start as usize..checksum.end as usize];
     if given.len() != 3 || !given.iter().all(u8::is_ascii_digit) {
         return Err(Malformed::CheckSum);
     }
-    let given = given.iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0'));
-    if given != sum {
+    if digits_value(given) != (sum - own) % 256 {
         return Err(Malformed::CheckSum);
     }
     Ok(())
 }
 
-/// Bit i set when `frame[chunk + i]` is SOH, for the (up to) 16 bytes from `chunk`.
+/// The value of a run of ASCII digits (at most 9, checked by the caller).
 #[inline]
-fn soh_mask(frame: &[u8], chunk: usize) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(bytes) = frame.get(chunk..chunk + 16) {
-        use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
-        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads exactly the 16 bytes of
-        // `bytes` (unaligned load allowed).
-        let mask = unsafe {
-            let v = _mm_loadu_si128(bytes.as_ptr().cast());
-            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(SOH as i8)))
-        };
-        return mask as u32;
-    }
-    let end = (chunk + 16).min(frame.len());
-    frame[chunk..end]
-        .iter()
-        .enumerate()
-        .fold(0u32, |m, (i, &b)| m | (u32::from(b == SOH) << i))
+fn digits_value(digits: &[u8]) -> u32 {
+    digits.iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0'))
 }
 
-/// Parses the tag starting at `frame[pos]`: returns it and the position of its '='. None if
-/// the tag is empty, longer than 9 digits, or holds anything but digits (and a leading '-').
+/// What one 64-byte step of [`parse`] finds.
+struct BlockScan {
+    /// Bit i set when byte i is SOH.
+    soh: u64,
+    /// Bit i set when byte i is '='.
+    eq: u64,
+    /// The sum of the bytes.
+    sum: u32,
+}
+
+/// Scans the (up to) 64 bytes of `frame` from `block`, 16 at a time.
 #[inline]
-fn scan_tag(frame: &[u8], pos: usize) -> Option<(i64, usize)> {
-    let neg = frame.get(pos) == Some(&b'-');
-    let first = pos + usize::from(neg);
-    let mut i = first;
-    let mut v = 0i64;
-    loop {
-        match *frame.get(i)? {
-            c @ b'0'..=b'9' => {
-                if i - first == 9 {
-                    return None;
-                }
-                v = v * 10 + i64::from(c - b'0');
-            }
-            b'=' if i > first => return Some((if neg { -v } else { v }, i)),
-            _ => return None,
+fn scan_block(frame: &[u8], block: usize) -> BlockScan {
+    let mut scan = BlockScan {
+        soh: 0,
+        eq: 0,
+        sum: 0,
+    };
+    for k in 0..4 {
+        let chunk = block + 16 * k;
+        if chunk >= frame.len() {
+            break;
         }
+        let c = scan_chunk(frame, chunk);
+        scan.soh |= u64::from(c.soh) << (16 * k);
+        scan.eq |= u64::from(c.eq) << (16 * k);
+        scan.sum += c.sum;
+    }
+    scan
+}
+
+/// What one 16-byte step of [`scan_block`] finds.
+struct ChunkScan {
+    /// Bit i set when byte i is SOH.
+    soh: u32,
+    /// Bit i set when byte i is '='.
+    eq: u32,
+    /// The sum of the bytes.
+    sum: u32,
+}
+
+/// Scans the (up to) 16 bytes of `frame` from `chunk`.
+#[inline]
+fn scan_chunk(frame: &[u8], chunk: usize) -> ChunkScan {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_add_epi64, _mm_and_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si32, _mm_loadu_si128,
+            _mm_movemask_epi8, _mm_sad_epu8, _mm_set1_epi8, _mm_setzero_si128, _mm_srli_si128,
+        };
+        // SAFETY: register-only SSE2 operations (baseline on x86_64), no memory access.
+        let scan = |v: __m128i, summed: __m128i, shift: usize| unsafe {
+            let soh = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(SOH as i8))) as u32;
+            let eq = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'=' as i8))) as u32;
+            // Two sums of eight bytes each, in the low 16 bits of each 64-bit half.
+            let halves = _mm_sad_epu8(summed, _mm_setzero_si128());
+            let sum = _mm_cvtsi128_si32(_mm_add_epi64(halves, _mm_srli_si128(halves, 8)));
+            ChunkScan {
+                soh: soh >> shift,
+                eq: eq >> shift,
+                sum: sum as u32,
+            }
+        };
+        if let Some(bytes) = frame.get(chunk..chunk + 16) {
+            // SAFETY: reads exactly the 16 bytes of `bytes` (unaligned load allowed).
+            let v = unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) };
+            return scan(v, v, 0);
+        }
+        // The last, partial chunk: the frame's last 16 bytes, of which the first `16 - rest`
+        // were scanned already (shifted out of the masks, zeroed for the sum).
+        let rest = frame.len() - chunk;
+        if let Some(bytes) = frame.len().checked_sub(16).map(|from| &frame[from..]) {
+            let keep = &TAIL_MASK[rest..rest + 16];
+            // SAFETY: `bytes` and `keep` are 16 bytes long each (unaligned loads allowed).
+            let (v, k) = unsafe {
+                (
+                    _mm_loadu_si128(bytes.as_ptr().cast()),
+                    _mm_loadu_si128(keep.as_ptr().cast()),
+                )
+            };
+            // SAFETY: a register-only SSE2 operation.
+            let kept = unsafe { _mm_and_si128(v, k) };
+            return scan(v, kept, 16 - rest);
+        }
+    }
+    let end = (chunk + 16).min(frame.len());
+    let mut scan = ChunkScan {
+        soh: 0,
+        eq: 0,
+        sum: 0,
+    };
+    for (i, &b) in frame[chunk..end].iter().enumerate() {
+        scan.soh |= u32::from(b == SOH) << i;
+        scan.eq |= u32::from(b == b'=') << i;
+        scan.sum += u32::from(b);
+    }
+    scan
+}
+
+/// From offset `rest`, 16 bytes that keep the last `rest` bytes of a vector.
+#[cfg(target_arch = "x86_64")]
+static TAIL_MASK: [u8; 32] = {
+    let mut m = [0u8; 32];
+    let mut i = 16;
+    while i < 32 {
+        m[i] = 0xff;
         i += 1;
     }
+    m
+};
+
+/// The tag at `frame[start..eq]` if it is one to three digits (every tag FIX 4.4 defines),
+/// without a loop; None for anything else, which [`parse_tag`] then judges.
+#[inline]
+fn short_tag(frame: &[u8], start: usize, eq: usize) -> Option<i64> {
+    let digit = |i: usize| {
+        let d = frame[i].wrapping_sub(b'0');
+        (d < 10).then_some(i64::from(d))
+    };
+    match eq.checked_sub(start)? {
+        1 => digit(start),
+        2 => Some(digit(start)? * 10 + digit(start + 1)?),
+        3 => Some(digit(start)? * 100 + digit(start + 1)? * 10 + digit(start + 2)?),
+        _ => None,
+    }
+}
+
+/// Parses a tag (the bytes before a field's first '='): None if it is empty, longer than 9
+/// digits, or holds anything but digits (and a leading '-', for broken input that validation
+/// then rejects).
+#[inline]
+fn parse_tag(tag: &[u8]) -> Option<i64> {
+    let (neg, digits) = match tag {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, tag),
+    };
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    let mut v = 0i64;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + i64::from(d);
+    }
+    Some(if neg { -v } else { v })
 }
 
 /// A message view over a frame and its fields.
@@ -255,6 +396,37 @@ mod tests {
                 }
                 _ => prop_assert!(ours.is_err()),
             }
+        }
+    }
+
+    proptest! {
+        /// BodyLength and CheckSum are judged as the plain definitions say (the checksum is
+        /// summed 16 bytes at a time), for frames of any length and any declared values.
+        #[test]
+        fn envelope_checks_like_the_definition(
+            values in proptest::collection::vec("[ -<>-~]{0,40}", 0..20),
+            length_delta in proptest::prop_oneof![Just(0i64), -3i64..3],
+            checksum_delta in proptest::prop_oneof![Just(0u32), 0u32..256],
+        ) {
+            let mut body = b"35=D\x01".to_vec();
+            for (i, v) in values.iter().enumerate() {
+                body.extend_from_slice(format!("{}={v}\x01", 100 + i).as_bytes());
+            }
+            let declared = (body.len() as i64 + length_delta).max(0);
+            let mut frame = format!("8=FIX.4.4\x019={declared}\x01").into_bytes();
+            frame.extend_from_slice(&body);
+            let sum = frame.iter().fold(0u32, |a, &b| a + u32::from(b)) % 256;
+            let given = (sum + checksum_delta) % 256;
+            frame.extend_from_slice(format!("10={given:03}\x01").as_bytes());
+            let mut fields = Vec::new();
+            let expected = if length_delta != 0 {
+                Err(Malformed::BodyLength)
+            } else if given != sum {
+                Err(Malformed::CheckSum)
+            } else {
+                Ok(())
+            };
+            prop_assert_eq!(parse(&frame, &mut fields), expected);
         }
     }
 

@@ -2,6 +2,7 @@
 //! session layer, with QuickFIX's behaviour where the acceptance suite pins it down.
 
 pub mod builder;
+mod compiled;
 pub mod dictionary;
 mod fix44_data;
 pub mod frame;

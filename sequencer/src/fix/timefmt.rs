@@ -78,14 +78,112 @@ pub fn parse_time(b: &[u8]) -> Option<u64> {
     Some(ns)
 }
 
-/// Parses a UTCTimestamp into ns since the epoch.
+/// Parses a UTCTimestamp into ns since the epoch (None before 1970 or after u64 nanoseconds
+/// end, in July 2554).
 pub fn parse_timestamp(b: &[u8]) -> Option<u64> {
     if b.len() < 17 || b[8] != b'-' {
         return None;
     }
     let days = parse_date(&b[..8])?;
     let time = parse_time(&b[9..])?;
-    u64::try_from(days).ok().map(|d| d * 86_400 * NS_PER_SEC + time)
+    u64::try_from(days)
+        .ok()?
+        .checked_mul(86_400 * NS_PER_SEC)?
+        .checked_add(time)
+}
+
+/// The value of `n` ASCII digits at `b[at..at + n]`, or None if one is not a digit.
+#[inline]
+fn fixed_digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
+    let mut v = 0u32;
+    for &c in b.get(at..at + n)? {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u32::from(d);
+    }
+    Some(v)
+}
+
+/// Whether `b` is a valid `YYYYMMDD` ([`parse_date`] would accept it), without converting.
+#[inline]
+pub fn is_date(b: &[u8]) -> bool {
+    if b.len() != 8 {
+        return false;
+    }
+    let (Some(y), Some(m), Some(d)) = (
+        fixed_digits(b, 0, 4),
+        fixed_digits(b, 4, 2),
+        fixed_digits(b, 6, 2),
+    ) else {
+        return false;
+    };
+    (1..=12).contains(&m) && d != 0 && d <= days_in_month(i64::from(y), m)
+}
+
+/// Whether `b` is a valid `HH:MM:SS[.fraction]` ([`parse_time`] would accept it), without
+/// converting: the validator runs this on every inbound timestamp, conversion only where the
+/// value is used.
+#[inline]
+pub fn is_time(b: &[u8]) -> bool {
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        return false;
+    }
+    let (Some(h), Some(m), Some(s)) = (
+        fixed_digits(b, 0, 2),
+        fixed_digits(b, 3, 2),
+        fixed_digits(b, 6, 2),
+    ) else {
+        return false;
+    };
+    if h > 23 || m > 59 || s > 60 {
+        return false;
+    }
+    match b.len() {
+        8 => true,
+        12 | 15 | 18 => b[8] == b'.' && b[9..].iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// Whether `b` is a valid UTCTimestamp ([`parse_timestamp`] would accept it: nothing before
+/// the Unix epoch, nothing nanoseconds in a u64 cannot hold). Every inbound message carries
+/// one or two, so this checks fixed positions without loops or conversion.
+#[inline]
+pub fn is_timestamp(b: &[u8]) -> bool {
+    let Some(head) = b.first_chunk::<17>() else {
+        return false;
+    };
+    const DIGITS_AT: [usize; 14] = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13, 15, 16];
+    let mut v = [0u32; 14];
+    let mut bad = false;
+    for (k, &i) in DIGITS_AT.iter().enumerate() {
+        let d = head[i].wrapping_sub(b'0');
+        bad |= d > 9;
+        v[k] = u32::from(d);
+    }
+    if bad || head[8] != b'-' || head[11] != b':' || head[14] != b':' {
+        return false;
+    }
+    let year = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3];
+    let (month, day) = (v[4] * 10 + v[5], v[6] * 10 + v[7]);
+    let (hour, minute, second) = (v[8] * 10 + v[9], v[10] * 10 + v[11], v[12] * 10 + v[13]);
+    let fraction = match b.len() {
+        17 => true,
+        21 | 24 | 27 => b[17] == b'.' && b[18..].iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    fraction
+        && (1970..2554).contains(&year)
+        && (1..=12).contains(&month)
+        && day != 0
+        && day <= days_in_month(i64::from(year), month)
+        && hour <= 23
+        && minute <= 59
+        && second <= 60
+        // u64 nanoseconds end in July 2554: only there does the sum need computing.
+        || year >= 2554 && parse_timestamp(b).is_some()
 }
 
 /// Writes `YYYYMMDD-HH:MM:SS` plus `precision` (0, 3, 6 or 9) fractional digits.
@@ -121,7 +219,31 @@ pub fn write_timestamp(ns: u64, precision: u8, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// The validators without conversion accept exactly what the parsers accept.
+        #[test]
+        fn validators_agree_with_parsers(
+            date in "(19[6-9][0-9]|20[0-9]{2}|255[3-5]|[0-9]{4})(0[0-9]|1[0-3])([0-3][0-9])",
+            time in "([0-2][0-9]):([0-6][0-9]):([0-6][0-9])(\\.[0-9]{0,10})?",
+            noise in "[ -~]{0,30}",
+            sep in prop::sample::select(vec!["-", "x", ""]),
+        ) {
+            let ts = format!("{date}{sep}{time}");
+            prop_assert_eq!(is_timestamp(ts.as_bytes()), parse_timestamp(ts.as_bytes()).is_some(), "{}", ts);
+            prop_assert_eq!(is_date(date.as_bytes()), parse_date(date.as_bytes()).is_some());
+            prop_assert_eq!(is_time(time.as_bytes()), parse_time(time.as_bytes()).is_some());
+            for s in [&noise, &format!("{date}-{noise}"), &format!("{time}{noise}")] {
+                let b = s.as_bytes();
+                prop_assert_eq!(is_timestamp(b), parse_timestamp(b).is_some(), "{}", s);
+                prop_assert_eq!(is_time(b), parse_time(b).is_some(), "{}", s);
+                prop_assert_eq!(is_date(b), parse_date(b).is_some(), "{}", s);
+            }
+        }
+    }
 
     #[test]
     fn round_trip() {
@@ -144,5 +266,10 @@ mod tests {
             parse_timestamp(b"20040101-00:00:00.123456789").unwrap() % NS_PER_SEC,
             123_456_789
         );
+        // The last representable second, and the first that is not (was an overflow).
+        assert!(parse_timestamp(b"25540721-23:34:33").is_some());
+        assert!(parse_timestamp(b"25540721-23:34:34").is_none());
+        assert!(!is_timestamp(b"25540721-23:34:34"));
+        assert!(parse_timestamp(b"30000101-00:00:00").is_none());
     }
 }

@@ -4,6 +4,7 @@
 //! in tag order), then field by field (header, trailer, body, each in tag order): repeated tag,
 //! empty value, data format, enumerated value, unknown tag, tag not in this message, group count.
 
+use super::compiled;
 use super::dictionary::{self, GroupDef, MessageBits};
 use super::message::{Field, MAX_FIELDS, Message};
 
@@ -120,79 +121,16 @@ fn parse_group(
 
 /// Validates a parsed message whose envelope (8, 9, 35 ... 10, length, checksum) is correct.
 pub fn validate(msg: &Message<'_>) -> Result<(), Invalid> {
-    // Nearly every message is valid: prove that with one unordered pass, and only when the
-    // proof fails run the ordered checks that find the error QuickFIX would report first.
-    if passes_quickly(msg) {
+    // Nearly every message is valid: prove that with one unordered pass over tables compiled
+    // per message type, and only when the proof fails run the ordered checks that find the
+    // error QuickFIX would report first.
+    if compiled::accepts(msg) {
         return Ok(());
     }
     // Structure: header, then body, then trailer. Field positions go into this thread's
     // scratch buffers (a message has at most MAX_FIELDS fields, so they never grow after the
     // first message): no allocation unless the message has groups.
     SCRATCH.with_borrow_mut(|scratch| validate_with(msg, scratch))
-}
-
-/// Most fields the quick pass handles (beyond: the ordered path).
-const QUICK_MAX_FIELDS: usize = 48;
-
-/// True only if the ordered checks of [`validate_with`] would all pass: the same checks (every
-/// field's value, format and enumeration, header before body, no trailer field inside, body
-/// fields allowed for the message type, required header and body fields present, no tag
-/// twice), in one pass without sorting. A message with repeating groups, or with anything the
-/// pass does not like, is left to the ordered path, which then finds the same verdict or the
-/// precise error. With it (and plain loops for short values in `parse`), `ordo bench fix` went
-/// from 1.47M to about 2.0M NewOrderSingle/s.
-fn passes_quickly(msg: &Message<'_>) -> bool {
-    let fields = msg.fields;
-    if fields.len() > QUICK_MAX_FIELDS || fields.len() < 4 {
-        return false;
-    }
-    let (Some(def), Some(bits)) = (
-        dictionary::message(msg.msg_type()),
-        dictionary::message_bits(msg.msg_type()),
-    ) else {
-        return false;
-    };
-    let last = fields.len() - 1; // the checksum, checked by `parse`
-    // Tags have at most 9 digits (`parse`), so they fit an i32: half the stack to clear.
-    let mut header = [0i32; QUICK_MAX_FIELDS];
-    let mut body = [0i32; QUICK_MAX_FIELDS];
-    let (mut n_header, mut n_body) = (0usize, 0usize);
-    for (i, f) in fields[..last].iter().enumerate() {
-        let Ok(tag32) = i32::try_from(f.tag) else {
-            return false;
-        };
-        let tag = f.tag;
-        if i < 3 || dictionary::is_header(tag) {
-            if n_body > 0 {
-                return false; // a header field after the body
-            }
-            if header[..n_header].contains(&tag32) {
-                return false;
-            }
-            header[n_header] = tag32;
-            n_header += 1;
-        } else if dictionary::is_trailer(tag) || bits.is_group_count(tag) || !bits.allows(tag) {
-            return false;
-        } else {
-            if body[..n_body].contains(&tag32) {
-                return false;
-            }
-            body[n_body] = tag32;
-            n_body += 1;
-        }
-        if check_field(msg, f).is_err() {
-            return false;
-        }
-    }
-    let header = &header[..n_header];
-    let body = &body[..n_body];
-    dictionary::header_required()
-        .iter()
-        .all(|&t| i32::try_from(t).is_ok_and(|t| header.contains(&t)))
-        && def
-            .required
-            .iter()
-            .all(|&t| i32::try_from(t).is_ok_and(|t| body.contains(&t)))
 }
 
 thread_local! {
@@ -326,10 +264,15 @@ fn iterate(
     body: Option<(&MessageBits, &[Group])>,
 ) -> Result<(), Invalid> {
     let fields = msg.fields;
-    // Header: 8, 9, 35 first, then by tag; body: by tag (stable, so repeats stay adjacent).
-    let pinned = if body.is_none() { 3 } else { 0 };
-    // Unstable is enough: repeated tags end up adjacent either way.
-    set[pinned..].sort_unstable_by_key(|&k| fields[k].tag);
+    // Header: 8, 9, 35 first, then by tag; body: by tag. Unstable is enough: repeated tags end
+    // up adjacent either way (a second 35 too, right after the first).
+    let header = body.is_none();
+    set.sort_unstable_by_key(|&k| match fields[k].tag {
+        8 if header => -3,
+        9 if header => -2,
+        35 if header => -1,
+        tag => tag,
+    });
     let mut previous: Option<i64> = None;
     for &k in set.iter() {
         let f = &fields[k];
@@ -477,7 +420,7 @@ mod tests {
             fields: &fields,
         };
         let ordered = SCRATCH.with_borrow_mut(|scratch| validate_with(&msg, scratch));
-        Some((passes_quickly(&msg), ordered))
+        Some((compiled::accepts(&msg), ordered))
     }
 
     #[test]
@@ -498,6 +441,12 @@ mod tests {
             }
             if let Some((quick, ordered)) = verdicts(&frame(&fields)) {
                 prop_assert!(!quick || ordered.is_ok(), "{changes:?}: quick pass, ordered {ordered:?}");
+                // And the other way: a valid message without repeating groups (the strategy's
+                // group counts are 78 and 453) must take the fast path, else the fast path
+                // silently stops being fast.
+                if !fields.iter().any(|(t, _)| matches!(t, 78 | 453)) {
+                    prop_assert!(quick || ordered.is_err(), "{changes:?}: valid but not quick");
+                }
             }
         }
     }
