@@ -364,6 +364,82 @@ fn connection_flood_is_bounded() {
     after(node, h);
 }
 
+/// Whether the peer has closed `s` (EOF or reset), without waiting.
+fn closed_by_peer(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 64];
+    let closed = match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    s.set_nonblocking(false).unwrap();
+    closed
+}
+
+#[test]
+fn connection_bound_refuses_exactly_the_excess_and_idle_connections_time_out() {
+    // max_connections = 4: one logged-on session holds one, so of ten raw connections three
+    // are accepted (waiting to log on) and seven are closed at accept. The three are closed
+    // when the logon timeout (2 s) passes; the logged-on session is unaffected throughout.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bounded.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "max_connections = 4\nlogon_timeout_s = 2\n{}",
+            ordo_sequencer::config::DEFAULT_CONFIG
+        ),
+    )
+    .unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let mut h = logged_on(node.port, 8);
+    let opened = std::time::Instant::now();
+    let mut conns: Vec<_> = (0..10)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", node.port)).unwrap())
+        .collect();
+    // The node closes a refused connection right after accepting it; give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let open = conns
+        .iter_mut()
+        .map(closed_by_peer)
+        .filter(|closed| !closed)
+        .count();
+    assert!(
+        opened.elapsed() < Duration::from_secs(2),
+        "checked after the logon timeout: the count means nothing"
+    );
+    assert_eq!(open, 3, "connections kept beside the logged-on session (bound 4)");
+    healthy(&mut h);
+    // The accepted ones never log on: closed once the timeout passes, not before.
+    let mut survivors: Vec<_> = conns
+        .into_iter()
+        .filter_map(|mut c| (!closed_by_peer(&mut c)).then_some(c))
+        .collect();
+    for c in &mut survivors {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 64];
+        let r = std::io::Read::read(c, &mut b);
+        assert!(
+            matches!(r, Ok(0) | Err(_)),
+            "an idle connection was answered: {r:?}"
+        );
+        assert!(
+            !matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+            "an idle connection outlived the logon timeout by 10 s"
+        );
+    }
+    assert!(
+        opened.elapsed() >= Duration::from_millis(1500),
+        "idle connections closed before the 2 s logon timeout"
+    );
+    // Their places are free again: a new session can log on.
+    let mut again = logged_on(node.port, 2);
+    healthy(&mut again);
+    after(node, h);
+}
+
 #[test]
 fn slow_consumer_is_disconnected_and_others_are_unaffected() {
     // An outbound bound (512 KiB) smaller than what the socket buffers hold, so the node's write
