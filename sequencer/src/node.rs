@@ -270,6 +270,7 @@ pub async fn run(
                 sequencer,
                 make_engine()?,
                 bell,
+                idle,
                 Arc::clone(&stop),
                 &positions,
                 on_failure,

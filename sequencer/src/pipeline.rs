@@ -212,13 +212,14 @@ pub fn spawn_inline(
     sequencer: SequencerAgent,
     engine: EngineAgent,
     bell: Arc<Notify>,
+    idle: IdleStrategy,
     stop: Arc<AtomicBool>,
     durable: &Positions,
     on_failure: OnFailure,
 ) -> tokio::task::JoinHandle<Result<(), String>> {
     let durable_bell = Arc::clone(&bell);
     durable.set_durable_listener(move || durable_bell.notify_one());
-    tokio::spawn(async move { reporting(&on_failure, run_inline(sequencer, engine, bell, stop).await) })
+    tokio::spawn(async move { reporting(&on_failure, run_inline(sequencer, engine, bell, idle, stop).await) })
 }
 
 /// The inline pipeline: the sequencer and engine agents as one task on the gateway's runtime
@@ -235,6 +236,7 @@ pub async fn run_inline(
     sequencer: SequencerAgent,
     mut engine: EngineAgent,
     bell: Arc<Notify>,
+    idle: IdleStrategy,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let mut sequencer = Some(sequencer);
@@ -243,7 +245,10 @@ pub async fn run_inline(
         if c.finished {
             return Ok(());
         }
-        if c.work > 0 {
+        // `spin`: never wait. A yielded task makes the runtime poll its sockets without
+        // blocking (epoll_wait with a zero timeout) before running the task again, so the
+        // thread busy-polls the network and the pipeline: no sleep, no wake-up, a whole core.
+        if c.work > 0 || idle == IdleStrategy::Spin {
             tokio::task::yield_now().await;
             continue;
         }

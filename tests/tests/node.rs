@@ -62,6 +62,29 @@ fn journal_verifies(dir: &std::path::Path) {
 }
 
 #[test]
+fn inline_pipeline_spinning_serves_trades_and_stops() {
+    // `--idle spin` on the default inline pipeline: the task never waits, so the runtime
+    // busy-polls its sockets. Orders must still trade, timers and SIGTERM still work.
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--idle", "spin"]);
+    let mut buyer = logged_on(node.port, 1);
+    let mut seller = logged_on(node.port, 2);
+    new_order(&mut buyer, "b1", "ACC1", "1", "100", "100.00");
+    assert_eq!(buyer.expect(T).get(150), Some("0"));
+    new_order(&mut seller, "s1", "ACC2", "2", "100", "100.00");
+    let ack = seller.expect(T);
+    assert_eq!(ack.get(150), Some("0"), "{ack}");
+    let fill = seller.expect(T);
+    assert_eq!((fill.get(150), fill.get(32)), (Some("F"), Some("100")), "{fill}");
+    let fill = buyer.expect(T);
+    assert_eq!((fill.get(150), fill.get(39)), (Some("F"), Some("2")), "{fill}");
+    healthy(&mut buyer);
+    let status = node.terminate();
+    assert!(status.success(), "exit status {status}");
+    journal_verifies(dir.path());
+}
+
+#[test]
 fn sigterm_stops_cleanly_with_the_journal_synced() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
