@@ -240,7 +240,10 @@ pub async fn run(
     let mut high_water = Vec::new();
     for (i, s) in cfg.sessions.iter().enumerate() {
         let (store, state) = JournalStore::open(&store_dir(&cfg.data_dir, s), durability)?;
-        let session = Session::new(session_config(s), state.next_sender, scan.last_inbound[i] + 1);
+        // After a clean stop the store knows the next inbound number exactly; else the
+        // journal gives the last application message (admin ones are then gap-filled).
+        let next_target = state.next_target.unwrap_or(0).max(scan.last_inbound[i] + 1);
+        let session = Session::new(session_config(s), state.next_sender, next_target);
         high_water.push(state.high_water);
         let app = NodeApp::new(i as u32, Arc::clone(&catalog), inbound_tx.clone());
         registry.add(Slot::new(i as u32, session, Box::new(store), Box::new(app)));
@@ -387,8 +390,17 @@ pub async fn run(
     };
     router.abort();
     admin_socket.abort();
+    // Only a clean stop may tell the next start where the inbound sequences stand: after a
+    // pipeline failure some accepted inputs may not be in the journal, and the next start must
+    // ask for them again.
+    let clean = seq_result.is_ok() && engine_result.is_ok();
     for slot in registry.all() {
-        lock(slot).store.sync();
+        let mut g = lock(slot);
+        if clean {
+            let next_target = g.session.next_target();
+            g.store.record_clean_stop(next_target);
+        }
+        g.store.sync();
     }
     seq_result?;
     engine_result

@@ -5,7 +5,9 @@
 //!
 //! Record payload: origin journal seq (u64 LE), origin output index (u32 LE), then the message
 //! bytes. Kind 0: admin message, kind 1: application message, kind 2: a sequence reset (no
-//! message bytes; its origin is the highest origin stored before it).
+//! message bytes; its origin is the highest origin stored before it). Beside the journal, the
+//! file `next_inbound` exists only between a clean stop and the next open (see
+//! [`MessageStore::record_clean_stop`]).
 //!
 //! A sequence reset (a Logon with ResetSeqNumFlag) appends one reset record: MsgSeqNum n of the
 //! new sequence is the n-th record after it. It used to truncate the store to nothing (sync,
@@ -23,6 +25,8 @@ use crate::fix::session::MessageStore;
 const KIND_ADMIN: u16 = 0;
 const KIND_APP: u16 = 1;
 const KIND_RESET: u16 = 2;
+/// The next inbound MsgSeqNum at a clean stop (decimal text).
+const NEXT_INBOUND_FILE: &str = "next_inbound";
 const ORIGIN_BYTES: usize = 12;
 /// Segment size of a session store.
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
@@ -36,6 +40,10 @@ pub struct StoreState {
     pub next_sender: u64,
     /// The last engine output sent: (journal seq, output index); (0, 0) if none.
     pub high_water: (u64, u32),
+    /// The next inbound MsgSeqNum, if the node stopped cleanly after the session's last
+    /// message (else the node derives it from the journal, which holds only application
+    /// messages: the client then gap-fills its admin messages).
+    pub next_target: Option<u64>,
 }
 
 /// The journal-backed store of one session.
@@ -171,10 +179,33 @@ fn compact(dir: &Path, found: Scan, durability: Durability) -> Result<(), String
     Ok(())
 }
 
+/// Reads and removes the clean-stop file. The removal is made durable before anything else
+/// happens: a stale number read again after a later crash could lie above a client's sequence
+/// (after a reset) and make the node drop its messages as already seen.
+fn take_next_inbound(dir: &Path) -> Result<Option<u64>, String> {
+    let path = dir.join(NEXT_INBOUND_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("session store {}: {e}", path.display())),
+    };
+    let io = |e: std::io::Error| format!("session store {}: {e}", path.display());
+    std::fs::remove_file(&path).map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    // A damaged file only costs the ResendRequest it would have saved.
+    Ok(text.trim().parse().ok())
+}
+
 impl JournalStore {
     /// Opens (or creates) the store in `dir`, first dropping what lies before its last reset.
     pub fn open(dir: &Path, durability: Durability) -> Result<(Self, StoreState), String> {
         recover_compaction(dir)?;
+        // First: a compaction below rewrites the directory without it.
+        let next_target = if dir.exists() {
+            take_next_inbound(dir)?
+        } else {
+            None
+        };
         let mut found = if dir.exists() { scan(dir)? } else { Scan::default() };
         if found.last_reset > 1 {
             compact(dir, found, durability)?;
@@ -187,6 +218,7 @@ impl JournalStore {
         let state = StoreState {
             next_sender: writer.next_seq() - base,
             high_water: found.high_water,
+            next_target,
         };
         let last_ts = writer.last_timestamp_ns();
         Ok((
@@ -254,6 +286,25 @@ impl MessageStore for JournalStore {
         self.base = self.writer.next_seq() - 1;
     }
 
+    /// Written beside the journal (temporary file, fsync, rename, directory fsync); read and
+    /// removed by the next [`JournalStore::open`].
+    fn record_clean_stop(&mut self, next_target: u64) {
+        let path = self.dir.join(NEXT_INBOUND_FILE);
+        let tmp = self.dir.join(format!("{NEXT_INBOUND_FILE}.tmp"));
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, format!("{next_target}\n").as_bytes())?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .and_then(|()| std::fs::File::open(&self.dir)?.sync_all());
+        if let Err(e) = written {
+            // The next start then derives the number from the journal (and asks the client to
+            // gap-fill its admin messages).
+            tracing::warn!(store = %self.dir.display(), error = %e, "could not record the next inbound number");
+        }
+    }
+
     fn sync(&mut self) {
         if let Err(e) = self.writer.sync() {
             tracing::error!(store = %self.dir.display(), error = %e, "session store sync failed");
@@ -280,7 +331,8 @@ mod tests {
             state,
             StoreState {
                 next_sender: 1,
-                high_water: (0, 0)
+                high_water: (0, 0),
+                next_target: None
             }
         );
         store.store(1, b"logon", true, (0, 0));
@@ -305,7 +357,8 @@ mod tests {
             state,
             StoreState {
                 next_sender: 3,
-                high_water: (12, 1)
+                high_water: (12, 1),
+                next_target: None
             }
         );
         assert_eq!(fetched(&store, 1, 10), vec![(2, b"er-c".to_vec())]);
@@ -332,7 +385,49 @@ mod tests {
             state,
             StoreState {
                 next_sender: 1,
-                high_water: (13, 0)
+                high_water: (13, 0),
+                next_target: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_clean_stop_gives_the_next_inbound_number_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let (mut store, _) = JournalStore::open(&path, Durability::None).unwrap();
+        store.store(1, b"logon", true, (0, 0));
+        store.store(2, b"er-a", false, (7, 0));
+        store.reset();
+        store.store(1, b"logon", true, (0, 0));
+        store.store(2, b"er-a", false, (7, 0));
+        store.record_clean_stop(42);
+        drop(store);
+        // Opened with a compaction (the reset is not the first record): the number survives it.
+        let (mut store, state) = JournalStore::open(&path, Durability::None).unwrap();
+        // Read and removed: the outbound numbering is unchanged.
+        assert_eq!(
+            state,
+            StoreState {
+                next_sender: 3,
+                high_water: (7, 0),
+                next_target: Some(42)
+            }
+        );
+        store.store(3, b"er-b", false, (8, 0));
+        assert_eq!(
+            fetched(&store, 2, 3),
+            vec![(2, b"er-a".to_vec()), (3, b"er-b".to_vec())]
+        );
+        drop(store);
+        // Not after a stop that did not record it (a crash).
+        let (_, state) = JournalStore::open(&path, Durability::None).unwrap();
+        assert_eq!(
+            state,
+            StoreState {
+                next_sender: 4,
+                high_water: (8, 0),
+                next_target: None
             }
         );
     }
@@ -354,7 +449,8 @@ mod tests {
             state,
             StoreState {
                 next_sender: 2,
-                high_water: (5, 0)
+                high_water: (5, 0),
+                next_target: None
             }
         );
         assert_eq!(fetched(&store, 1, 1), vec![(1, b"er-a".to_vec())]);

@@ -173,6 +173,44 @@ fn restart_after_a_reset_logon_repeats_nothing() {
     }
 }
 
+/// After a clean stop the node knows where each client's sequence stands, admin messages
+/// included (the journal holds only application messages): a client that logs on again with
+/// its next number is not asked to resend anything.
+#[test]
+fn a_clean_restart_asks_for_no_resend() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = ordo_tests::free_port();
+    let node = Node::start_on(dir.path(), port, &[]);
+    let mut c = logged_on(node.port, 3);
+    new_order(&mut c, "c1", "ACC3", "1", "100", "99.00");
+    assert_eq!(c.expect(T).get(150), Some("0"));
+    // Admin traffic after the last order: three TestRequests.
+    for _ in 0..3 {
+        healthy(&mut c);
+    }
+    c.send("5", &[]);
+    assert_eq!(c.expect(T).msg_type(), "5");
+    drop(c);
+    assert!(node.terminate().success());
+
+    let node = Node::start_on(dir.path(), port, &[]);
+    let mut c = FixClient::connect(node.port, "CLIENT3", "ORDO").unwrap();
+    c.next_out = 7; // logon, order, three TestRequests, logout
+    let logon = c.logon("CLIENT3", "demo", false);
+    assert_eq!(logon.msg_type(), "A", "{logon}");
+    c.send("1", &[(112, "CLEAN")]);
+    match c.read(T) {
+        Got::Msg(m) => assert_eq!(
+            (m.msg_type(), m.get(112)),
+            ("0", Some("CLEAN")),
+            "expected the heartbeat, not: {m}"
+        ),
+        other => panic!("no answer: {other:?}"),
+    }
+    drop(c);
+    assert!(node.terminate().success());
+}
+
 #[test]
 fn sigterm_stops_cleanly_with_the_journal_synced() {
     let dir = tempfile::tempdir().unwrap();

@@ -71,6 +71,10 @@ pub trait MessageStore {
     fn fetch(&self, begin: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]));
     /// Forgets everything (a sequence reset).
     fn reset(&mut self);
+    /// Called once at a clean stop, after the session's last message, with the next inbound
+    /// MsgSeqNum: a persistent store keeps it, so that the next start expects exactly that
+    /// number. Nothing to do for a memory store.
+    fn record_clean_stop(&mut self, _next_target: u64) {}
     /// Makes what is stored durable (shutdown). Nothing to do for a memory store.
     fn sync(&mut self) {}
 }
