@@ -316,6 +316,18 @@ impl MessageStore for JournalStore {
 mod tests {
     use super::*;
 
+    fn reopen(path: &Path) -> (JournalStore, StoreState) {
+        JournalStore::open(path, Durability::None).unwrap()
+    }
+
+    fn expect(next_sender: u64, high_water: (u64, u32), next_target: Option<u64>) -> StoreState {
+        StoreState {
+            next_sender,
+            high_water,
+            next_target,
+        }
+    }
+
     fn fetched(store: &JournalStore, begin: u64, end: u64) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
         store.fetch(begin, end, &mut |seq, m| out.push((seq, m.to_vec())));
@@ -326,15 +338,8 @@ mod tests {
     fn a_reset_restarts_the_numbers_and_keeps_the_high_water() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        let (mut store, state) = JournalStore::open(&path, Durability::None).unwrap();
-        assert_eq!(
-            state,
-            StoreState {
-                next_sender: 1,
-                high_water: (0, 0),
-                next_target: None
-            }
-        );
+        let (mut store, state) = reopen(&path);
+        assert_eq!(state, expect(1, (0, 0), None));
         store.store(1, b"logon", true, (0, 0));
         store.store(2, b"er-a", false, (10, 0));
         store.store(3, b"er-b", false, (12, 1));
@@ -352,15 +357,8 @@ mod tests {
 
         // Reopened: the records before the reset are dropped (compaction), the numbering and
         // the highest origin ever sent, (12, 1) from before the reset, survive.
-        let (mut store, state) = JournalStore::open(&path, Durability::None).unwrap();
-        assert_eq!(
-            state,
-            StoreState {
-                next_sender: 3,
-                high_water: (12, 1),
-                next_target: None
-            }
-        );
+        let (mut store, state) = reopen(&path);
+        assert_eq!(state, expect(3, (12, 1), None));
         assert_eq!(fetched(&store, 1, 10), vec![(2, b"er-c".to_vec())]);
         let records = JournalReader::open_offline(&path, 1)
             .map(|mut r| {
@@ -377,43 +375,29 @@ mod tests {
         drop(store);
 
         // A reset with nothing sent after it: the high water still covers what came before.
-        let (mut store, _) = JournalStore::open(&path, Durability::None).unwrap();
+        let (mut store, _) = reopen(&path);
         store.reset();
         drop(store);
-        let (_, state) = JournalStore::open(&path, Durability::None).unwrap();
-        assert_eq!(
-            state,
-            StoreState {
-                next_sender: 1,
-                high_water: (13, 0),
-                next_target: None
-            }
-        );
+        let (_, state) = reopen(&path);
+        assert_eq!(state, expect(1, (13, 0), None));
     }
 
     #[test]
     fn a_clean_stop_gives_the_next_inbound_number_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        let (mut store, _) = JournalStore::open(&path, Durability::None).unwrap();
-        store.store(1, b"logon", true, (0, 0));
-        store.store(2, b"er-a", false, (7, 0));
+        let (mut store, _) = reopen(&path);
+        store.store(1, b"old-logon", true, (0, 0));
+        store.store(2, b"old-er", false, (6, 0));
         store.reset();
         store.store(1, b"logon", true, (0, 0));
         store.store(2, b"er-a", false, (7, 0));
         store.record_clean_stop(42);
         drop(store);
         // Opened with a compaction (the reset is not the first record): the number survives it.
-        let (mut store, state) = JournalStore::open(&path, Durability::None).unwrap();
+        let (mut store, state) = reopen(&path);
         // Read and removed: the outbound numbering is unchanged.
-        assert_eq!(
-            state,
-            StoreState {
-                next_sender: 3,
-                high_water: (7, 0),
-                next_target: Some(42)
-            }
-        );
+        assert_eq!(state, expect(3, (7, 0), Some(42)));
         store.store(3, b"er-b", false, (8, 0));
         assert_eq!(
             fetched(&store, 2, 3),
@@ -421,22 +405,15 @@ mod tests {
         );
         drop(store);
         // Not after a stop that did not record it (a crash).
-        let (_, state) = JournalStore::open(&path, Durability::None).unwrap();
-        assert_eq!(
-            state,
-            StoreState {
-                next_sender: 4,
-                high_water: (8, 0),
-                next_target: None
-            }
-        );
+        let (_, state) = reopen(&path);
+        assert_eq!(state, expect(4, (8, 0), None));
     }
 
     #[test]
     fn an_interrupted_compaction_is_repaired_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        let (mut store, _) = JournalStore::open(&path, Durability::None).unwrap();
+        let (mut store, _) = reopen(&path);
         store.store(1, b"er-a", false, (5, 0));
         drop(store);
         let (fresh, old) = compaction_paths(&path);
@@ -444,15 +421,8 @@ mod tests {
         std::fs::create_dir_all(&fresh).unwrap();
         std::fs::write(fresh.join("junk"), b"half-built").unwrap();
         std::fs::rename(&path, &old).unwrap();
-        let (store, state) = JournalStore::open(&path, Durability::None).unwrap();
-        assert_eq!(
-            state,
-            StoreState {
-                next_sender: 2,
-                high_water: (5, 0),
-                next_target: None
-            }
-        );
+        let (store, state) = reopen(&path);
+        assert_eq!(state, expect(2, (5, 0), None));
         assert_eq!(fetched(&store, 1, 1), vec![(1, b"er-a".to_vec())]);
         assert!(!fresh.exists() && !old.exists());
     }
