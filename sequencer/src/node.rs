@@ -199,14 +199,15 @@ pub async fn run(
     let layout: Pipeline = cfg.pipeline.parse()?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("create {}: {e}", cfg.data_dir.display()))?;
     let journal_dir = cfg.data_dir.join("journal");
-    let scan = scan_journal(&journal_dir, catalog.sessions.len())?;
-
     let mut jcfg = JournalConfig::new(&journal_dir);
     jcfg.durability = durability;
     let writer = JournalWriter::open(jcfg).map_err(|e| format!("journal: {e}"))?;
     if writer.recovery().torn_tail.is_some() || !writer.recovery().removed_files.is_empty() {
         tracing::warn!(recovery = %writer.recovery(), "journal recovered");
     }
+    // Scanned only now: opening the writer truncates a torn tail (a crash inside a record's
+    // copy), which a reader would report as damage.
+    let scan = scan_journal(&journal_dir, catalog.sessions.len())?;
     let positions = Arc::clone(writer.positions());
     let journal_last = writer.last_seq();
     let stamper = Stamper::new(clock::open(&cfg.clock)?, writer.last_timestamp_ns());

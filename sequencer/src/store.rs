@@ -206,14 +206,21 @@ impl JournalStore {
         } else {
             None
         };
-        let mut found = if dir.exists() { scan(dir)? } else { Scan::default() };
+        let open_writer = || {
+            JournalWriter::open(config(dir, durability))
+                .map_err(|e| format!("session store {}: {e}", dir.display()))
+        };
+        // The writer first: opening it truncates a torn tail (a crash inside a record's copy),
+        // which the scan's reader would report as damage.
+        let mut writer = open_writer()?;
+        let mut found = scan(dir)?;
         if found.last_reset > 1 {
+            drop(writer);
             compact(dir, found, durability)?;
+            writer = open_writer()?;
             found = scan(dir)?;
             debug_assert_eq!(found.last_reset, 1, "compacted: the reset comes first");
         }
-        let writer = JournalWriter::open(config(dir, durability))
-            .map_err(|e| format!("session store {}: {e}", dir.display()))?;
         let base = found.last_reset;
         let state = StoreState {
             next_sender: writer.next_seq() - base,
