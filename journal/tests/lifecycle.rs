@@ -67,3 +67,48 @@ fn clean_close_leaves_nothing_to_recover() {
         assert!(!dir.path().join("spare.seg.tmp").exists(), "round {round}");
     }
 }
+
+/// The next segment's file is prepared once the active segment is a sixteenth full, not at
+/// open: a journal that writes little (an idle session's store) never writes a spare's worth
+/// of zeros to disk. Rolls still find their spare ready.
+#[test]
+fn the_spare_is_prepared_only_once_the_segment_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path());
+    let segment_bytes = config.segment_bytes as usize;
+    let spare = dir.path().join("spare.seg.tmp");
+    let mut writer = JournalWriter::open(config).unwrap();
+    // One record: below a sixteenth of the 16 KiB segment (the header takes 64 bytes).
+    let mut ts = 1u64;
+    for _ in 0..1 {
+        writer.append(ts, 1, &[3u8; 100]).unwrap();
+        ts += 1;
+    }
+    // Nothing was asked for, so nothing can appear (the helper would take well under this).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!spare.exists(), "a spare was prepared for a nearly empty segment");
+    // Past a sixteenth: it appears.
+    let record_bytes = 144; // 32 header + 100 payload, padded to 16
+    for _ in 0..(segment_bytes / 16 / record_bytes + 1) {
+        writer.append(ts, 1, &[3u8; 100]).unwrap();
+        ts += 1;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !spare.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(spare.exists(), "no spare once the segment was past a sixteenth");
+    // Rolls keep working across several segments, and the data reads back.
+    for _ in 0..(3 * segment_bytes / record_bytes) {
+        writer.append(ts, 1, &[3u8; 100]).unwrap();
+        ts += 1;
+    }
+    let last = writer.close().unwrap();
+    let mut reader = ordo_journal::JournalReader::open_offline(dir.path(), 1).unwrap();
+    let mut n = 0;
+    while let Some(r) = reader.next().unwrap() {
+        n += 1;
+        assert_eq!(r.seq(), n);
+    }
+    assert_eq!(n, last);
+}
