@@ -284,10 +284,30 @@ impl JournalReader {
                     }
                 }
                 FrameCheck::Invalid(defect) => {
+                    // Offline, say whether this looks like a torn tail (nothing valid after it
+                    // in the last segment): what a crash inside an append leaves, and what the
+                    // writer truncates when it next opens the journal.
+                    let torn = self.positions.is_none()
+                        && crate::scan::next_valid_frame(
+                            &segment.map,
+                            self.offset + crate::frame::FRAME_ALIGN_BYTES,
+                        )
+                        .is_none()
+                        && list_segments(&self.dir)
+                            .is_ok_and(|all| all.last().is_some_and(|s| s.first_seq == segment.first_seq));
+                    let reason = if torn {
+                        format!(
+                            "{} at the end of the last segment: a torn tail (a crash during an append), \
+                             which the writer truncates when it next opens the journal",
+                            defect.describe()
+                        )
+                    } else {
+                        defect.describe().to_string()
+                    };
                     return Err(JournalError::Corrupt {
                         path: segment.path.clone(),
                         offset: self.offset as u64,
-                        reason: defect.describe().to_string(),
+                        reason,
                     });
                 }
             }

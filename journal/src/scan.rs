@@ -54,7 +54,7 @@ pub(crate) struct SegmentScan {
 }
 
 /// Finds the next frame-aligned offset at or after `from` holding a checksum-valid frame.
-fn next_valid_frame(bytes: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn next_valid_frame(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while at + 4 <= bytes.len() {
         if matches!(check_frame(bytes, at), FrameCheck::Valid(_)) {

@@ -208,3 +208,44 @@ fn damage_in_a_sealed_segment_is_reported_never_returned() {
     let mut reader = JournalReader::open(dir.path(), 150).unwrap();
     assert_eq!(reader.next().unwrap().unwrap().seq(), 150);
 }
+
+/// An offline reader (the tools, before the writer has reopened the journal) names a torn tail
+/// as such, and damage followed by valid records as plain damage.
+#[test]
+fn offline_reader_names_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, last) = build(dir.path(), &[200; 60]);
+    let (offset, end, _) = *last.frames.last().unwrap();
+    let read_error = |dir: &Path| {
+        let mut reader = JournalReader::open_offline(dir, 1).unwrap();
+        loop {
+            match reader.next() {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("read to the end without an error"),
+                Err(e) => return e.to_string(),
+            }
+        }
+    };
+    // The last record half written: a torn tail.
+    let mut bytes = std::fs::read(&last.path).unwrap();
+    let original = bytes.clone();
+    for b in &mut bytes[(offset + end) as usize / 2..end as usize] {
+        *b = 0;
+    }
+    std::fs::write(&last.path, &bytes).unwrap();
+    let e = read_error(dir.path());
+    assert!(
+        e.contains("torn tail") && e.contains(&format!("offset {offset}")),
+        "{e}"
+    );
+    // A record damaged before the last one: damage, not a torn tail.
+    let (earlier, _, _) = last.frames[last.frames.len() - 2];
+    let mut bytes = original;
+    bytes[earlier as usize + 40] ^= 0xff;
+    std::fs::write(&last.path, &bytes).unwrap();
+    let e = read_error(dir.path());
+    assert!(
+        !e.contains("torn tail") && e.contains(&format!("offset {earlier}")),
+        "{e}"
+    );
+}
