@@ -73,23 +73,21 @@ fn compile() -> Compiled {
         .iter()
         .map(|f| {
             let field = dictionary::field_ref(i64::from(f.tag)).expect("a defined field");
-            let bytes = f.kind != FieldType::MultiString
-                && !f.values.is_empty()
-                && f.values
+            // A one-byte enumeration whose bytes are all well formed: the set check is all.
+            let bytes = dictionary::one_byte_values(f).filter(|_| {
+                f.values
                     .iter()
-                    .all(|v| v.len() == 1 && dictionary::valid_format(f.kind, v.as_bytes()));
+                    .all(|v| dictionary::valid_format(f.kind, v.as_bytes()))
+            });
+            // MsgType: [`accepts`] only runs with the table of the message's own type, so the
+            // value is a known type (asserted below: each is an allowed value).
+            if f.tag == 35 {
+                return FieldRule::Any;
+            }
+            if let Some(set) = bytes {
+                return FieldRule::Byte(set);
+            }
             match f.kind {
-                // MsgType: [`accepts`] only runs with the table of the message's own type, so
-                // the value is a known type (compile() asserts each is an allowed value).
-                _ if f.tag == 35 => FieldRule::Any,
-                _ if bytes => {
-                    let mut set = [0u64; 4];
-                    for v in f.values {
-                        let b = v.as_bytes()[0];
-                        set[usize::from(b / 64)] |= 1 << (b % 64);
-                    }
-                    FieldRule::Byte(set)
-                }
                 FieldType::Str | FieldType::MultiString if f.values.is_empty() => FieldRule::Any,
                 FieldType::Int if f.values.is_empty() => FieldRule::Int,
                 FieldType::UtcTimestamp if f.values.is_empty() => FieldRule::Timestamp,
@@ -197,7 +195,7 @@ fn valid(rule: &FieldRule, value: &[u8]) -> bool {
     match (rule, value) {
         (_, []) => false,
         (FieldRule::Any, _) => true,
-        (FieldRule::Byte(set), [b]) => set[usize::from(b / 64)] & (1 << (b % 64)) != 0,
+        (FieldRule::Byte(set), [b]) => dictionary::byte_in(set, *b),
         (FieldRule::Byte(_), _) => false,
         (FieldRule::Int, _) => {
             let digits = value.strip_prefix(b"-").unwrap_or(value);

@@ -124,12 +124,7 @@ fn tables() -> &'static Tables {
             .map(|f| {
                 if f.values.is_empty() {
                     ValueCheck::Any
-                } else if f.kind != FieldType::MultiString && f.values.iter().all(|v| v.len() == 1) {
-                    let mut set = [0u64; 4];
-                    for v in f.values {
-                        let b = v.as_bytes()[0];
-                        set[usize::from(b / 64)] |= 1 << (b % 64);
-                    }
+                } else if let Some(set) = one_byte_values(f) {
                     ValueCheck::Bytes(set)
                 } else {
                     let mut sorted: Vec<&'static [u8]> = f.values.iter().map(|v| v.as_bytes()).collect();
@@ -147,6 +142,26 @@ fn tables() -> &'static Tables {
             body_bits,
         }
     })
+}
+
+/// If every allowed value of `f` is one byte (and `f` is not a MultiString): the set of those
+/// bytes, as a 256-bit map.
+pub(super) fn one_byte_values(f: &FieldDef) -> Option<[u64; 4]> {
+    if f.values.is_empty() || f.kind == FieldType::MultiString || f.values.iter().any(|v| v.len() != 1) {
+        return None;
+    }
+    let mut set = [0u64; 4];
+    for v in f.values {
+        let b = v.as_bytes()[0];
+        set[usize::from(b / 64)] |= 1 << (b % 64);
+    }
+    Some(set)
+}
+
+/// Whether byte `b` is in a set made by [`one_byte_values`].
+#[inline]
+pub(super) fn byte_in(set: &[u64; 4], b: u8) -> bool {
+    set[usize::from(b / 64)] & (1 << (b % 64)) != 0
 }
 
 fn message_key(msg_type: &[u8]) -> Option<usize> {
@@ -247,10 +262,7 @@ impl FieldRef {
     pub fn valid_value(&self, value: &[u8]) -> bool {
         match &tables().values[self.index] {
             ValueCheck::Any => true,
-            ValueCheck::Bytes(set) => match value {
-                [b] => set[usize::from(b / 64)] & (1 << (b % 64)) != 0,
-                _ => false,
-            },
+            ValueCheck::Bytes(set) => matches!(value, [b] if byte_in(set, *b)),
             ValueCheck::Sorted(sorted) => {
                 let one = |v: &[u8]| sorted.binary_search(&v).is_ok();
                 if self.def.kind == FieldType::MultiString {
@@ -275,13 +287,7 @@ pub fn field_ref(tag: i64) -> Option<FieldRef> {
 
 /// The message definition of `msg_type`.
 pub fn message(msg_type: &[u8]) -> Option<&'static MessageDef> {
-    match message_key(msg_type) {
-        Some(key) => {
-            let i = tables().message_index[key];
-            (i != NO_FIELD).then(|| &MESSAGES[usize::from(i)])
-        }
-        None => MESSAGES.iter().find(|m| m.msg_type.as_bytes() == msg_type),
-    }
+    message_position(msg_type).map(|i| &MESSAGES[i])
 }
 
 /// The position of `msg_type` in the generated message list (None for an unknown type).
@@ -298,12 +304,7 @@ pub(super) fn message_position(msg_type: &[u8]) -> Option<usize> {
 
 /// The body bitmaps of `msg_type` (None for an unknown type).
 pub fn message_bits(msg_type: &[u8]) -> Option<&'static MessageBits> {
-    let t = tables();
-    let i = match message_key(msg_type) {
-        Some(key) => usize::from(t.message_index[key]),
-        None => MESSAGES.iter().position(|m| m.msg_type.as_bytes() == msg_type)?,
-    };
-    t.body_bits.get(i)
+    tables().body_bits.get(message_position(msg_type)?)
 }
 
 /// Whether `tag` is a standard header field.

@@ -25,13 +25,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn digits(b: &[u8]) -> Option<u32> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(b.iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0')))
-}
-
 fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -41,39 +34,30 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
-/// Parses `YYYYMMDD` into days since the epoch.
+/// Parses `YYYYMMDD` into days since the epoch (the rules: [`is_date`]).
 pub fn parse_date(b: &[u8]) -> Option<i64> {
-    if b.len() != 8 {
+    if !is_date(b) {
         return None;
     }
-    let y = i64::from(digits(&b[0..4])?);
-    let m = digits(&b[4..6])?;
-    let d = digits(&b[6..8])?;
-    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d))
+    let y = i64::from(fixed_digits(b, 0, 4)?);
+    Some(days_from_civil(y, fixed_digits(b, 4, 2)?, fixed_digits(b, 6, 2)?))
 }
 
-/// Parses `HH:MM:SS[.fraction]` (fraction of 3, 6 or 9 digits) into ns after midnight.
+/// Parses `HH:MM:SS[.fraction]` (fraction of 3, 6 or 9 digits) into ns after midnight (the
+/// rules: [`is_time`]).
 pub fn parse_time(b: &[u8]) -> Option<u64> {
-    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+    if !is_time(b) {
         return None;
     }
-    let h = digits(&b[0..2])?;
-    let m = digits(&b[3..5])?;
-    let s = digits(&b[6..8])?;
-    if h > 23 || m > 59 || s > 60 {
-        return None;
-    }
+    let (h, m, s) = (
+        fixed_digits(b, 0, 2)?,
+        fixed_digits(b, 3, 2)?,
+        fixed_digits(b, 6, 2)?,
+    );
     let mut ns = (u64::from(h) * 3600 + u64::from(m) * 60 + u64::from(s)) * NS_PER_SEC;
     if b.len() > 8 {
-        let frac = &b[9..];
-        if b[8] != b'.' || !matches!(frac.len(), 3 | 6 | 9) {
-            return None;
-        }
-        let f = u64::from(digits(frac)?);
-        ns += f * 10u64.pow(9 - frac.len() as u32);
+        let frac_len = b.len() - 9;
+        ns += u64::from(fixed_digits(b, 9, frac_len)?) * 10u64.pow(9 - frac_len as u32);
     }
     Some(ns)
 }
@@ -106,7 +90,7 @@ fn fixed_digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
     Some(v)
 }
 
-/// Whether `b` is a valid `YYYYMMDD` ([`parse_date`] would accept it), without converting.
+/// Whether `b` is a valid `YYYYMMDD`: a month 1-12 and a day that month has.
 #[inline]
 pub fn is_date(b: &[u8]) -> bool {
     if b.len() != 8 {
@@ -122,9 +106,8 @@ pub fn is_date(b: &[u8]) -> bool {
     (1..=12).contains(&m) && d != 0 && d <= days_in_month(i64::from(y), m)
 }
 
-/// Whether `b` is a valid `HH:MM:SS[.fraction]` ([`parse_time`] would accept it), without
-/// converting: the validator runs this on every inbound timestamp, conversion only where the
-/// value is used.
+/// Whether `b` is a valid `HH:MM:SS[.fraction]`: hour <= 23, minute <= 59, second <= 60 (a
+/// leap second), a fraction of 3, 6 or 9 digits.
 #[inline]
 pub fn is_time(b: &[u8]) -> bool {
     if b.len() < 8 || b[2] != b':' || b[5] != b':' {
@@ -149,7 +132,8 @@ pub fn is_time(b: &[u8]) -> bool {
 
 /// Whether `b` is a valid UTCTimestamp ([`parse_timestamp`] would accept it: nothing before
 /// the Unix epoch, nothing nanoseconds in a u64 cannot hold). Every inbound message carries
-/// one or two, so this checks fixed positions without loops or conversion.
+/// one or two, so this checks fixed positions in one pass without conversion (the same rules
+/// as [`is_date`] and [`is_time`]; a proptest holds the two to agree).
 #[inline]
 pub fn is_timestamp(b: &[u8]) -> bool {
     let Some(head) = b.first_chunk::<17>() else {
@@ -224,7 +208,8 @@ mod tests {
     use super::*;
 
     proptest! {
-        /// The validators without conversion accept exactly what the parsers accept.
+        /// The one-pass timestamp check accepts exactly what the parser (built on `is_date`
+        /// and `is_time`) accepts.
         #[test]
         fn validators_agree_with_parsers(
             date in "(19[6-9][0-9]|20[0-9]{2}|255[3-5]|[0-9]{4})(0[0-9]|1[0-3])([0-3][0-9])",
@@ -234,15 +219,33 @@ mod tests {
         ) {
             let ts = format!("{date}{sep}{time}");
             prop_assert_eq!(is_timestamp(ts.as_bytes()), parse_timestamp(ts.as_bytes()).is_some(), "{}", ts);
-            prop_assert_eq!(is_date(date.as_bytes()), parse_date(date.as_bytes()).is_some());
-            prop_assert_eq!(is_time(time.as_bytes()), parse_time(time.as_bytes()).is_some());
-            for s in [&noise, &format!("{date}-{noise}"), &format!("{time}{noise}")] {
+            for s in [&noise, &format!("{date}-{noise}"), &format!("{date}-{time}{noise}")] {
                 let b = s.as_bytes();
                 prop_assert_eq!(is_timestamp(b), parse_timestamp(b).is_some(), "{}", s);
-                prop_assert_eq!(is_time(b), parse_time(b).is_some(), "{}", s);
-                prop_assert_eq!(is_date(b), parse_date(b).is_some(), "{}", s);
             }
         }
+    }
+
+    #[test]
+    fn date_and_time_rules() {
+        assert!(is_date(b"20240229") && !is_date(b"20230229") && !is_date(b"21000229"));
+        assert!(is_date(b"20000229") && !is_date(b"20240431") && !is_date(b"20240100"));
+        assert!(!is_date(b"2024011") && !is_date(b"2024-101"));
+        assert!(is_time(b"23:59:60") && !is_time(b"24:00:00") && !is_time(b"12:60:00"));
+        for (t, ok) in [
+            ("12:00:00.1", false),
+            ("12:00:00.12", false),
+            ("12:00:00.123", true),
+            ("12:00:00.1234", false),
+            ("12:00:00.123456", true),
+            ("12:00:00.123456789", true),
+            ("12:00:00.1234567890", false),
+            ("12:00:00,123", false),
+        ] {
+            assert_eq!(is_time(t.as_bytes()), ok, "{t}");
+        }
+        assert_eq!(parse_time(b"01:02:03.000004"), Some(3_723_000_004_000));
+        assert_eq!(parse_date(b"19700102"), Some(1));
     }
 
     #[test]
