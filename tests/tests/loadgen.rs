@@ -5,20 +5,29 @@ use std::process::Command;
 
 use ordo_tests::{Node, ordo_bin};
 
+/// Runs `ordo loadgen` against the node on `port` with `args`: (succeeded, stdout + stderr).
+fn loadgen(port: u16, args: &[&str]) -> (bool, String) {
+    let out = Command::new(ordo_bin())
+        .arg("loadgen")
+        .args(["--connect", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .output()
+        .expect("run ordo loadgen");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
 /// A short open-loop run over 4 sessions: every request answered, the latency line printed, the
 /// node still healthy and its journal holds every request.
 #[test]
 fn loadgen_short_run_answers_every_request() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
-    let out = Command::new(ordo_bin())
-        .arg("loadgen")
-        .args(["--connect", &format!("127.0.0.1:{}", node.port)])
-        .args(["--rate", "1000", "--duration-s", "2", "--warmup-s", "1"])
-        .output()
-        .expect("run ordo loadgen");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = loadgen(
+        node.port,
+        &["--rate", "1000", "--duration-s", "2", "--warmup-s", "1"],
+    );
+    assert!(ok, "{text}");
     // 3 s at 1,000/s: 3,000 requests, all answered.
     assert!(text.contains("sent 3000 requests (2000 measured)"), "{text}");
     assert!(text.contains("answered 3000, missing 0"), "{text}");
@@ -53,10 +62,9 @@ fn loadgen_short_run_answers_every_request() {
 fn loadgen_fails_when_it_cannot_log_on() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
-    let out = Command::new(ordo_bin())
-        .arg("loadgen")
-        .args(["--connect", &format!("127.0.0.1:{}", node.port)])
-        .args([
+    let (ok, text) = loadgen(
+        node.port,
+        &[
             "--password",
             "wrong",
             "--rate",
@@ -65,11 +73,9 @@ fn loadgen_fails_when_it_cannot_log_on() {
             "1",
             "--warmup-s",
             "0",
-        ])
-        .output()
-        .expect("run ordo loadgen");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+        ],
+    );
+    assert!(!ok, "{text}");
     assert!(text.contains("loadgen: FAILED"), "{text}");
     assert!(node.terminate().success());
 }

@@ -67,6 +67,28 @@ fn inline_pipeline_spinning_serves_trades_and_stops() {
     // busy-polls its sockets. Orders must still trade, timers and SIGTERM still work.
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &["--idle", "spin"]);
+    // Spinning means busy while idle: over a second without traffic the node uses a good
+    // share of a core (measured: a whole one; a `backoff` node 0-1 ticks of 100). Only a tenth
+    // is asked for, as other tests compete for the 2 cores.
+    let cpu_ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the command name (which ends with ')'): utime and stime are 12th and 13th.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split(' ').collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_s = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap();
+    // The first second after the ready line still holds start-up work (measured: a quarter of
+    // a core for a debug build on `backoff`); the second one is idle (0-1 ticks on `backoff`).
+    std::thread::sleep(Duration::from_secs(1));
+    let before = cpu_ticks(node.child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(node.child.id()) - before;
+    assert!(
+        used * 10 >= ticks_per_s,
+        "an idle spinning node used {used} of {ticks_per_s} ticks in 1 s"
+    );
     let mut buyer = logged_on(node.port, 1);
     let mut seller = logged_on(node.port, 2);
     new_order(&mut buyer, "b1", "ACC1", "1", "100", "100.00");
@@ -592,16 +614,7 @@ fn connection_bound_refuses_exactly_the_excess_and_idle_connections_time_out() {
     // are accepted (waiting to log on) and seven are closed at accept. The three are closed
     // when the logon timeout (2 s) passes; the logged-on session is unaffected throughout.
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bounded.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "max_connections = 4\nlogon_timeout_s = 2\n{}",
-            ordo_sequencer::config::DEFAULT_CONFIG
-        ),
-    )
-    .unwrap();
-    let node = Node::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let node = node_with_settings(dir.path(), "max_connections = 4\nlogon_timeout_s = 2");
     let mut h = logged_on(node.port, 8);
     let opened = std::time::Instant::now();
     let mut conns: Vec<_> = (0..10)
@@ -653,17 +666,7 @@ fn slow_consumer_is_disconnected_and_others_are_unaffected() {
     // An outbound bound (512 KiB) smaller than what the socket buffers hold, so the node's write
     // blocks on the full socket before the bound is passed: the case that must not hang.
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "outbound_queue = 2000\n{}",
-            ordo_sequencer::config::DEFAULT_CONFIG
-        ),
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let node = Node::start(&data, &["--config", config.to_str().unwrap()]);
+    let node = node_with_settings(dir.path(), "outbound_queue = 2000");
     let mut h = logged_on(node.port, 8);
     let mut slow = logged_on(node.port, 1);
     slow.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -700,15 +703,18 @@ fn slow_consumer_is_disconnected_and_others_are_unaffected() {
 /// both are at their bound for a burst of orders; `inbound_queue` bounds the gateway ->
 /// sequencer queue.
 fn tiny_queues_node(dir: &std::path::Path, inbound_queue: usize) -> Node {
-    let config = dir.join("tiny.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "inbound_queue = {inbound_queue}\noutbound_channel = 1\nmax_held = 1\n{}",
-            ordo_sequencer::config::DEFAULT_CONFIG
-        ),
+    node_with_settings(
+        dir,
+        &format!("inbound_queue = {inbound_queue}\noutbound_channel = 1\nmax_held = 1"),
     )
-    .unwrap();
+}
+
+/// A node on the embedded configuration with `settings` (top-level TOML keys) added; data in
+/// `dir/data`.
+fn node_with_settings(dir: &std::path::Path, settings: &str) -> Node {
+    let config = dir.join("node.toml");
+    let text = format!("{settings}\n{}", ordo_sequencer::config::DEFAULT_CONFIG);
+    std::fs::write(&config, text).unwrap();
     Node::start(&dir.join("data"), &["--config", config.to_str().unwrap()])
 }
 
