@@ -77,6 +77,8 @@ enum BenchCommand {
     Engine(bench::engine::EngineBenchArgs),
     /// FIX framing, parsing and dictionary validation of NewOrderSingle messages.
     Fix(bench::fix::FixBenchArgs),
+    /// A FIX responder that does none of the node's work: the loopback floor for `ordo loadgen`.
+    Floor(bench::floor::FloorArgs),
 }
 
 fn main() -> ExitCode {
@@ -109,5 +111,6 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args),
         Command::Bench(BenchCommand::Engine(args)) => bench::engine::run(&args),
         Command::Bench(BenchCommand::Fix(args)) => bench::fix::run(&args),
+        Command::Bench(BenchCommand::Floor(args)) => bench::floor::run(&args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod engine;
 pub mod fix;
+pub mod floor;
 pub mod journal;
 
 use hdrhistogram::Histogram;
