@@ -75,7 +75,26 @@ fn cancel_text(r: CancelReason) -> &'static str {
     }
 }
 
-/// The fields every ExecutionReport about a known order carries.
+/// Fields of an ExecutionReport about a known order beyond those every such report carries.
+#[derive(Default)]
+struct Extras<'a> {
+    /// A requested cancel: the request's ClOrdID replaces the order's (11).
+    clordid: Option<&'a [u8]>,
+    /// OrigClOrdID (41).
+    orig_clordid: Option<&'a [u8]>,
+    /// LastPx, LastQty (31, 32) of a fill, in price ticks and lots.
+    last: Option<(i64, u64)>,
+    /// Text (58).
+    text: Option<&'a [u8]>,
+    /// ExecRestatementReason 99 (378).
+    restated: bool,
+    /// MassStatusReqID / OrdStatusReqID (790).
+    request: Option<&'a [u8]>,
+}
+
+/// The fields of an ExecutionReport about a known order, in tag order (the builder then
+/// writes them without sorting: this runs once per report, several per request).
+#[allow(clippy::too_many_arguments)]
 fn exec_fields<'a>(
     fields: &mut Vec<(u32, Value<'a>)>,
     v: &'a OrderView,
@@ -83,25 +102,11 @@ fn exec_fields<'a>(
     exec_id: &'a [u8],
     catalog: &'a Catalog,
     account: &'a [u8],
+    extras: Extras<'a>,
+    timestamp_ns: u64,
 ) {
     let instrument = v.instrument;
-    fields.push((37, Value::U64(v.order_id)));
-    fields.push((11, Value::Bytes(v.clordid.as_bytes())));
-    fields.push((17, Value::Bytes(exec_id)));
-    fields.push((150, Value::Bytes(exec_type_bytes(exec_type))));
-    fields.push((39, Value::Bytes(ord_status(exec_type, v))));
     fields.push((1, Value::Bytes(account)));
-    fields.push((55, Value::Bytes(catalog.symbol(instrument).as_bytes())));
-    fields.push((54, Value::Bytes(side(v.side))));
-    fields.push((38, Value::U64(catalog.qty_units(instrument, v.qty))));
-    fields.push((40, Value::Bytes(ord_type(v.ord_type))));
-    if v.ord_type == OrdType::Limit {
-        let (m, s) = catalog.price_decimal(instrument, i128::from(v.price));
-        fields.push((44, Value::Decimal(m, s)));
-    }
-    fields.push((59, Value::Bytes(tif(v.tif))));
-    fields.push((151, Value::U64(catalog.qty_units(instrument, v.leaves))));
-    fields.push((14, Value::U64(catalog.qty_units(instrument, v.cum))));
     let avg = if v.cum == 0 {
         (0, 0)
     } else {
@@ -110,6 +115,40 @@ fn exec_fields<'a>(
         (v.cum_notional * tick / i128::from(v.cum), scale)
     };
     fields.push((6, Value::Decimal(avg.0, avg.1)));
+    fields.push((11, Value::Bytes(extras.clordid.unwrap_or(v.clordid.as_bytes()))));
+    fields.push((14, Value::U64(catalog.qty_units(instrument, v.cum))));
+    fields.push((17, Value::Bytes(exec_id)));
+    if let Some((px, qty)) = extras.last {
+        let (m, s) = catalog.price_decimal(instrument, i128::from(px));
+        fields.push((31, Value::Decimal(m, s)));
+        fields.push((32, Value::U64(catalog.qty_units(instrument, qty))));
+    }
+    fields.push((37, Value::U64(v.order_id)));
+    fields.push((38, Value::U64(catalog.qty_units(instrument, v.qty))));
+    fields.push((39, Value::Bytes(ord_status(exec_type, v))));
+    fields.push((40, Value::Bytes(ord_type(v.ord_type))));
+    if let Some(orig) = extras.orig_clordid {
+        fields.push((41, Value::Bytes(orig)));
+    }
+    if v.ord_type == OrdType::Limit {
+        let (m, s) = catalog.price_decimal(instrument, i128::from(v.price));
+        fields.push((44, Value::Decimal(m, s)));
+    }
+    fields.push((54, Value::Bytes(side(v.side))));
+    fields.push((55, Value::Bytes(catalog.symbol(instrument).as_bytes())));
+    if let Some(text) = extras.text {
+        fields.push((58, Value::Bytes(text)));
+    }
+    fields.push((59, Value::Bytes(tif(v.tif))));
+    fields.push((60, Value::TimeMs(timestamp_ns)));
+    fields.push((150, Value::Bytes(exec_type_bytes(exec_type))));
+    fields.push((151, Value::U64(catalog.qty_units(instrument, v.leaves))));
+    if extras.restated {
+        fields.push((378, Value::Bytes(b"99")));
+    }
+    if let Some(request) = extras.request {
+        fields.push((790, Value::Bytes(request)));
+    }
 }
 
 fn exec_type_bytes(t: u8) -> &'static [u8] {
@@ -160,30 +199,25 @@ pub fn build<'a>(
             orig_clordid,
             cancel_reason,
         } => {
-            let v = view;
-            let instrument = v.instrument;
-            exec_fields(fields, v, *exec_type, exec_id, catalog, account_name(v.account));
-            if let Some(c) = clordid {
-                // A requested cancel: the request's ClOrdID replaces the order's.
-                for f in fields.iter_mut().filter(|f| f.0 == 11) {
-                    f.1 = Value::Bytes(c.as_bytes());
-                }
-            }
-            if let Some(orig) = orig_clordid {
-                fields.push((41, Value::Bytes(orig.as_bytes())));
-            }
-            if let Some((px, qty)) = last {
-                let (m, s) = catalog.price_decimal(instrument, i128::from(*px));
-                fields.push((31, Value::Decimal(m, s)));
-                fields.push((32, Value::U64(catalog.qty_units(instrument, *qty))));
-            }
-            if let Some(r) = cancel_reason {
-                fields.push((58, Value::Bytes(cancel_text(*r).as_bytes())));
-            }
-            if *exec_type == b'D' {
-                fields.push((378, Value::Bytes(b"99")));
-            }
-            fields.push((60, Value::TimeMs(out.timestamp_ns)));
+            let extras = Extras {
+                clordid: clordid.as_ref().map(|c| c.as_bytes()),
+                orig_clordid: orig_clordid.as_ref().map(|c| c.as_bytes()),
+                last: *last,
+                text: cancel_reason.map(|r| cancel_text(r).as_bytes()),
+                restated: *exec_type == b'D',
+                request: None,
+            };
+            let account = account_name(view.account);
+            exec_fields(
+                fields,
+                view,
+                *exec_type,
+                exec_id,
+                catalog,
+                account,
+                extras,
+                out.timestamp_ns,
+            );
             b"8"
         }
         OutMsg::Rejected { order, reason } => {
@@ -267,7 +301,23 @@ pub fn build<'a>(
             request,
         } => {
             match view {
-                Some(v) => exec_fields(fields, v, b'I', exec_id, catalog, account_name(v.account)),
+                Some(v) => {
+                    let extras = Extras {
+                        request: (!request.is_empty()).then(|| request.as_bytes()),
+                        ..Extras::default()
+                    };
+                    let account = account_name(v.account);
+                    exec_fields(
+                        fields,
+                        v,
+                        b'I',
+                        exec_id,
+                        catalog,
+                        account,
+                        extras,
+                        out.timestamp_ns,
+                    );
+                }
                 None => {
                     fields.push((37, Value::Bytes(b"NONE")));
                     fields.push((11, Value::Bytes(clordid.as_bytes())));
@@ -279,12 +329,12 @@ pub fn build<'a>(
                     fields.push((14, Value::U64(0)));
                     fields.push((6, Value::U64(0)));
                     fields.push((58, Value::Bytes(b"unknown order")));
+                    if !request.is_empty() {
+                        fields.push((790, Value::Bytes(request.as_bytes())));
+                    }
+                    fields.push((60, Value::TimeMs(out.timestamp_ns)));
                 }
             }
-            if !request.is_empty() {
-                fields.push((790, Value::Bytes(request.as_bytes())));
-            }
-            fields.push((60, Value::TimeMs(out.timestamp_ns)));
             b"8"
         }
         OutMsg::Admin { .. } => b"",

@@ -3,7 +3,7 @@
 //! output, which the acceptance scripts compare byte for byte.
 
 use super::frame::SOH;
-use super::timefmt::write_timestamp;
+use super::timefmt::SecondCache;
 
 /// A value to write.
 #[derive(Debug, Clone, Copy)]
@@ -23,12 +23,74 @@ pub enum Value<'a> {
 }
 
 /// Collects fields, then writes the message. Reused across messages (no allocation once warm).
+///
+/// Each field is encoded (`tag=value<SOH>`) once, as it is added, into its part (header or
+/// body). Callers add fields in tag order, so finishing is two copies and the checksum; a
+/// part whose fields came out of order is put in order then (stable: equal tags keep their
+/// order).
 #[derive(Debug, Default)]
 pub struct Builder {
-    header: Vec<(u32, usize, usize)>,
-    body: Vec<(u32, usize, usize)>,
-    values: Vec<u8>,
+    header: Part,
+    body: Part,
     msg_type: Vec<u8>,
+    stamps: SecondCache,
+}
+
+/// Encoded fields of the header or the body.
+#[derive(Debug, Default)]
+struct Part {
+    /// `tag=value<SOH>` per field, in the order added.
+    bytes: Vec<u8>,
+    /// (tag, start, end) of each field in `bytes`.
+    fields: Vec<(u32, u32, u32)>,
+    /// A field came with a smaller tag than the one before it.
+    unordered: bool,
+}
+
+impl Part {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.fields.clear();
+        self.unordered = false;
+    }
+
+    fn push(&mut self, tag: u32, value: Value<'_>, stamps: &mut SecondCache) {
+        let start = self.bytes.len();
+        let out = &mut self.bytes;
+        write_u64(u64::from(tag), out);
+        out.push(b'=');
+        match value {
+            Value::Bytes(b) => out.extend_from_slice(b),
+            Value::U64(v) => write_u64(v, out),
+            Value::I64(v) => {
+                if v < 0 {
+                    out.push(b'-');
+                }
+                write_u64(v.unsigned_abs(), out);
+            }
+            Value::TimeMs(ns) => stamps.write(ns, 3, out),
+            Value::TimeS(ns) => stamps.write(ns, 0, out),
+            Value::Decimal(m, scale) => write_decimal(m, scale, out),
+        }
+        out.push(SOH);
+        if self.fields.last().is_some_and(|&(last, _, _)| tag < last) {
+            self.unordered = true;
+        }
+        // A part is far below 4 GiB: the gateway bounds messages at max_message_bytes.
+        self.fields.push((tag, start as u32, self.bytes.len() as u32));
+    }
+
+    /// Appends the fields to `out` in tag order.
+    fn write_to(&mut self, out: &mut Vec<u8>) {
+        if !self.unordered {
+            out.extend_from_slice(&self.bytes);
+            return;
+        }
+        self.fields.sort_by_key(|f| f.0);
+        for &(_, s, e) in &self.fields {
+            out.extend_from_slice(&self.bytes[s as usize..e as usize]);
+        }
+    }
 }
 
 /// Whether `tag` belongs in the FIX 4.4 standard header.
@@ -72,74 +134,57 @@ impl Builder {
     pub fn start(&mut self, msg_type: &[u8]) {
         self.header.clear();
         self.body.clear();
-        self.values.clear();
         self.msg_type.clear();
         self.msg_type.extend_from_slice(msg_type);
     }
 
     /// Adds a field (header fields are recognised by tag).
     pub fn field(&mut self, tag: u32, value: Value<'_>) -> &mut Self {
-        let start = self.values.len();
-        match value {
-            Value::Bytes(b) => self.values.extend_from_slice(b),
-            Value::U64(v) => {
-                let mut buf = itoa_u64(v);
-                self.values.extend_from_slice(buf.as_slice());
-                buf.clear();
-            }
-            Value::I64(v) => {
-                if v < 0 {
-                    self.values.push(b'-');
-                }
-                self.values
-                    .extend_from_slice(itoa_u64(v.unsigned_abs()).as_slice());
-            }
-            Value::TimeMs(ns) => write_timestamp(ns, 3, &mut self.values),
-            Value::TimeS(ns) => write_timestamp(ns, 0, &mut self.values),
-            Value::Decimal(m, scale) => write_decimal(m, scale, &mut self.values),
-        }
-        let end = self.values.len();
         if is_header_tag(tag) {
-            self.header.push((tag, start, end));
+            self.header.push(tag, value, &mut self.stamps);
         } else {
-            self.body.push((tag, start, end));
+            self.body.push(tag, value, &mut self.stamps);
         }
         self
     }
 
     /// Writes the message into `out` (cleared first).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.header.sort_by_key(|f| f.0);
-        self.body.sort_by_key(|f| f.0);
+        // BodyLength is known before writing, so the message is written once, front to back.
+        let body_len = 3 + self.msg_type.len() + 1 + self.header.bytes.len() + self.body.bytes.len();
         out.clear();
+        out.reserve(body_len + 32);
         out.extend_from_slice(b"8=FIX.4.4\x019=");
-        let length_at = out.len();
-        out.extend_from_slice(b"000000\x01");
+        write_u64(body_len as u64, out);
+        out.push(SOH);
         let body_start = out.len();
         out.extend_from_slice(b"35=");
         out.extend_from_slice(&self.msg_type);
         out.push(SOH);
-        for &(tag, s, e) in self.header.iter().chain(self.body.iter()) {
-            out.extend_from_slice(itoa_u64(u64::from(tag)).as_slice());
-            out.push(b'=');
-            out.extend_from_slice(&self.values[s..e]);
-            out.push(SOH);
-        }
-        let body_len = out.len() - body_start;
-        // Rewrite the length without padding: shift the body left.
-        let digits = itoa_u64(body_len as u64);
-        let digits = digits.as_slice();
-        let pad = 6 - digits.len();
-        out[length_at..length_at + digits.len()].copy_from_slice(digits);
-        out.copy_within(length_at + 6.., length_at + digits.len());
-        out.truncate(out.len() - pad);
-        let sum = out.iter().fold(0u32, |a, &b| a + u32::from(b)) % 256;
-        out.extend_from_slice(b"10=");
-        out.push(b'0' + (sum / 100) as u8);
-        out.push(b'0' + (sum / 10 % 10) as u8);
-        out.push(b'0' + (sum % 10) as u8);
-        out.push(SOH);
+        self.header.write_to(out);
+        self.body.write_to(out);
+        debug_assert_eq!(out.len() - body_start, body_len, "BodyLength computed up front");
+        let sum = byte_sum(out) % 256;
+        out.extend_from_slice(&[
+            b'1',
+            b'0',
+            b'=',
+            b'0' + (sum / 100) as u8,
+            b'0' + (sum / 10 % 10) as u8,
+            b'0' + (sum % 10) as u8,
+            SOH,
+        ]);
     }
+}
+
+/// The sum of the bytes, in 8-byte words (the CheckSum's sum; the compiler vectorises it).
+fn byte_sum(bytes: &[u8]) -> u32 {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut sum = 0u32;
+    for c in &mut chunks {
+        sum += c.iter().map(|&b| u32::from(b)).sum::<u32>();
+    }
+    sum + chunks.remainder().iter().map(|&b| u32::from(b)).sum::<u32>()
 }
 
 /// Decimal digits of `v` in a small stack buffer.
@@ -153,51 +198,65 @@ impl Digits {
     pub fn as_slice(&self) -> &[u8] {
         &self.buf[self.start..]
     }
-    fn clear(&mut self) {}
 }
 
 /// Formats `v` without allocating.
-pub fn itoa_u64(mut v: u64) -> Digits {
+pub fn itoa_u64(v: u64) -> Digits {
+    let mut b = itoa::Buffer::new();
+    let digits = b.format(v).as_bytes();
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    Digits { buf, start: i }
+    let start = buf.len() - digits.len();
+    buf[start..].copy_from_slice(digits);
+    Digits { buf, start }
+}
+
+/// Appends the decimal digits of `v`.
+pub fn write_u64(v: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Writes `m x 10^-scale`, trimming trailing fractional zeros (100.50 -> "100.5", 100.00 -> "100").
+/// No allocation and, for the values prices and quantities take (below 2^64), no 128-bit
+/// division.
 pub fn write_decimal(m: i128, scale: u8, out: &mut Vec<u8>) {
     if m < 0 {
         out.push(b'-');
     }
     let abs = m.unsigned_abs();
-    let pow = 10u128.pow(u32::from(scale));
-    let int = abs / pow;
-    let mut frac = abs % pow;
-    out.extend_from_slice(itoa_u128(int).as_bytes());
+    // 10^scale fits u128 up to scale 38; a larger scale makes every digit fractional.
+    let pow = 10u128.checked_pow(u32::from(scale));
+    let (int, frac) = match pow {
+        Some(p) => (abs / p, abs % p),
+        None => (0, abs),
+    };
+    write_u128(int, out);
     if frac != 0 {
+        let mut frac = frac;
         let mut width = usize::from(scale);
         while frac.is_multiple_of(10) {
             frac /= 10;
             width -= 1;
         }
         out.push(b'.');
-        let s = itoa_u128(frac);
-        for _ in s.len()..width {
+        let digits = u128_digits(frac);
+        for _ in digits..width {
             out.push(b'0');
         }
-        out.extend_from_slice(s.as_bytes());
+        write_u128(frac, out);
     }
 }
 
-fn itoa_u128(v: u128) -> String {
-    v.to_string()
+/// Decimal digits of `v`.
+fn u128_digits(v: u128) -> usize {
+    if v == 0 { 1 } else { v.ilog10() as usize + 1 }
+}
+
+/// Writes `v` in decimal; values below 2^64 (all prices and quantities) take the u64 path.
+fn write_u128(v: u128, out: &mut Vec<u8>) {
+    match u64::try_from(v) {
+        Ok(small) => write_u64(small, out),
+        Err(_) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+    }
 }
 
 #[cfg(test)]
@@ -235,5 +294,42 @@ mod tests {
         assert_eq!(d(10_000, 2), "100");
         assert_eq!(d(-5, 2), "-0.05");
         assert_eq!(d(7, 0), "7");
+        assert_eq!(d(0, 2), "0");
+        assert_eq!(d(1, 9), "0.000000001");
+        assert_eq!(d(-120, 1), "-12");
+        assert_eq!(d(i128::MAX, 0), i128::MAX.to_string());
+        assert_eq!(d(i128::MIN, 0), i128::MIN.to_string());
+        assert_eq!(d(123_456_789, 40), "0.0000000000000000000000000000000123456789");
+        let big = i128::from(u64::MAX) * 1000 + 5;
+        assert_eq!(d(big, 3), format!("{}.005", u64::MAX));
+    }
+
+    proptest::proptest! {
+        /// The message is written in one pass with BodyLength computed up front: it must frame
+        /// and parse, with the length and checksum the framing checks, for any fields.
+        #[test]
+        fn any_fields_frame_and_parse(
+            fields in proptest::collection::vec((1u32..100_000, "[A-Za-z0-9 .-]{1,30}"), 0..30),
+            seq in 0u64..u64::MAX,
+        ) {
+            let mut b = Builder::default();
+            b.start(b"8");
+            b.field(34, Value::U64(seq));
+            for (tag, v) in &fields {
+                if *tag != 34 {
+                    b.field(*tag, Value::Bytes(v.as_bytes()));
+                }
+            }
+            let mut out = Vec::new();
+            b.finish(&mut out);
+            match super::super::frame::next_frame(&out, 1 << 20) {
+                super::super::frame::Frame::Message { start, end } => {
+                    proptest::prop_assert_eq!((start, end), (0, out.len()));
+                }
+                other => proptest::prop_assert!(false, "not one frame: {other:?}"),
+            }
+            let mut parsed = Vec::new();
+            proptest::prop_assert!(super::super::message::parse(&out, &mut parsed).is_ok());
+        }
     }
 }

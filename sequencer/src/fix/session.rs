@@ -259,10 +259,11 @@ impl Session {
         let admin = dictionary::is_admin(msg_type);
         let b = &mut self.builder;
         b.start(msg_type);
-        b.field(49, Value::Bytes(self.cfg.sender_comp_id.as_bytes()));
-        b.field(56, Value::Bytes(self.cfg.target_comp_id.as_bytes()));
+        // In tag order: the builder then needs no sort.
         b.field(34, Value::U64(seq.unwrap_or(self.next_sender)));
+        b.field(49, Value::Bytes(self.cfg.sender_comp_id.as_bytes()));
         b.field(52, Value::TimeMs(now));
+        b.field(56, Value::Bytes(self.cfg.target_comp_id.as_bytes()));
         for &(tag, v) in header_extra.iter().chain(body) {
             b.field(tag, v);
         }

@@ -172,33 +172,70 @@ pub fn is_timestamp(b: &[u8]) -> bool {
 
 /// Writes `YYYYMMDD-HH:MM:SS` plus `precision` (0, 3, 6 or 9) fractional digits.
 pub fn write_timestamp(ns: u64, precision: u8, out: &mut Vec<u8>) {
-    let secs = ns / NS_PER_SEC;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    let two = |v: u64, out: &mut Vec<u8>| {
-        out.push(b'0' + (v / 10) as u8);
-        out.push(b'0' + (v % 10) as u8);
-    };
-    let year = y.clamp(0, 9999) as u64;
-    two(year / 100, out);
-    two(year % 100, out);
-    two(u64::from(m), out);
-    two(u64::from(d), out);
-    out.push(b'-');
-    two(rem / 3600, out);
-    out.push(b':');
-    two(rem % 3600 / 60, out);
-    out.push(b':');
-    two(rem % 60, out);
-    if precision > 0 {
-        out.push(b'.');
-        // Digits by hand: this runs for every message sent (no formatting on the hot path).
-        let precision = u32::from(precision.min(9));
-        let frac = ns % NS_PER_SEC / 10u64.pow(9 - precision);
-        for k in (0..precision).rev() {
-            out.push(b'0' + (frac / 10u64.pow(k) % 10) as u8);
+    SecondCache::default().write(ns, precision, out);
+}
+
+/// The `YYYYMMDD-HH:MM:SS` of the last second written: a message carries one or two stamps
+/// and a node sends thousands per second, so the calendar arithmetic runs once a second.
+#[derive(Debug, Clone, Copy)]
+pub struct SecondCache {
+    secs: u64,
+    text: [u8; 17],
+}
+
+impl Default for SecondCache {
+    fn default() -> Self {
+        // u64::MAX seconds is beyond any u64 nanosecond stamp: the first write computes.
+        SecondCache {
+            secs: u64::MAX,
+            text: [0; 17],
         }
     }
+}
+
+impl SecondCache {
+    /// Writes `ns` as [`write_timestamp`] does.
+    pub fn write(&mut self, ns: u64, precision: u8, out: &mut Vec<u8>) {
+        let secs = ns / NS_PER_SEC;
+        if secs != self.secs {
+            self.secs = secs;
+            self.text = second_text(secs);
+        }
+        let mut buf = [0u8; 27];
+        buf[..17].copy_from_slice(&self.text);
+        let mut len = 17;
+        if precision > 0 {
+            buf[17] = b'.';
+            let precision = u32::from(precision.min(9));
+            let mut frac = ns % NS_PER_SEC / 10u64.pow(9 - precision);
+            len = 18 + precision as usize;
+            for i in (18..len).rev() {
+                buf[i] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+        }
+        out.extend_from_slice(&buf[..len]);
+    }
+}
+
+/// `YYYYMMDD-HH:MM:SS` of a second since the epoch.
+fn second_text(secs: u64) -> [u8; 17] {
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = (secs % 86_400) as u32;
+    let year = y.clamp(0, 9999) as u32;
+    let two = |v: u32| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+    let mut buf = [0u8; 17];
+    buf[0..2].copy_from_slice(&two(year / 100));
+    buf[2..4].copy_from_slice(&two(year % 100));
+    buf[4..6].copy_from_slice(&two(m));
+    buf[6..8].copy_from_slice(&two(d));
+    buf[8] = b'-';
+    buf[9..11].copy_from_slice(&two(rem / 3600));
+    buf[11] = b':';
+    buf[12..14].copy_from_slice(&two(rem % 3600 / 60));
+    buf[14] = b':';
+    buf[15..17].copy_from_slice(&two(rem % 60));
+    buf
 }
 
 #[cfg(test)]
@@ -208,6 +245,27 @@ mod tests {
     use super::*;
 
     proptest! {
+        /// One cache writing a run of stamps (same second, next second, a jump back, another
+        /// day) writes what a fresh computation writes, and the parser reads it back.
+        #[test]
+        fn cached_seconds_write_what_fresh_ones_do(
+            start in 0u64..(u64::MAX / 2),
+            steps in prop::collection::vec(-3_000_000_000i64..90_000_000_000_000, 1..20),
+            precision in prop::sample::select(vec![0u8, 3, 6, 9]),
+        ) {
+            let mut cache = SecondCache::default();
+            let mut ns = start;
+            for step in steps {
+                ns = ns.saturating_add_signed(step);
+                let (mut cached, mut fresh) = (Vec::new(), Vec::new());
+                cache.write(ns, precision, &mut cached);
+                SecondCache::default().write(ns, precision, &mut fresh);
+                prop_assert_eq!(&cached, &fresh);
+                let exact = ns - ns % 10u64.pow(9 - u32::from(precision));
+                prop_assert_eq!(parse_timestamp(&cached), Some(exact));
+            }
+        }
+
         /// The one-pass timestamp check accepts exactly what the parser (built on `is_date`
         /// and `is_time`) accepts.
         #[test]
