@@ -112,7 +112,14 @@ fn exec_fields<'a>(
     } else {
         // cum_notional (tick-lots) x tick (nanos) / cum (lots): nanos, rounded down.
         let (tick, scale) = catalog.price_decimal(instrument, 1);
-        (v.cum_notional * tick / i128::from(v.cum), scale)
+        let notional = v.cum_notional * tick;
+        // In 64 bits when it fits (always, for realistic fills): a 128-bit division is a
+        // library call, on every fill report. Both truncate toward zero.
+        let avg = match (i64::try_from(notional), i64::try_from(v.cum)) {
+            (Ok(n), Ok(c)) => i128::from(n / c),
+            _ => notional / i128::from(v.cum),
+        };
+        (avg, scale)
     };
     fields.push((6, Value::Decimal(avg.0, avg.1)));
     fields.push((11, Value::Bytes(extras.clordid.unwrap_or(v.clordid.as_bytes()))));

@@ -223,32 +223,52 @@ pub fn write_decimal(m: i128, scale: u8, out: &mut Vec<u8>) {
         out.push(b'-');
     }
     let abs = m.unsigned_abs();
+    // Prices and quantities fit u64 with a u64 power of ten: 64-bit division (a 128-bit one
+    // is a library call, tens of cycles, and every report has three decimals).
+    if let (Ok(abs), Some(pow)) = (u64::try_from(abs), 10u64.checked_pow(u32::from(scale))) {
+        write_u64(abs / pow, out);
+        write_fraction(u128::from(abs % pow), scale, out);
+        return;
+    }
     // 10^scale fits u128 up to scale 38; a larger scale makes every digit fractional.
-    let pow = 10u128.checked_pow(u32::from(scale));
-    let (int, frac) = match pow {
+    let (int, frac) = match 10u128.checked_pow(u32::from(scale)) {
         Some(p) => (abs / p, abs % p),
         None => (0, abs),
     };
     write_u128(int, out);
-    if frac != 0 {
-        let mut frac = frac;
-        let mut width = usize::from(scale);
-        while frac.is_multiple_of(10) {
-            frac /= 10;
-            width -= 1;
-        }
-        out.push(b'.');
-        let digits = u128_digits(frac);
-        for _ in digits..width {
-            out.push(b'0');
-        }
-        write_u128(frac, out);
-    }
+    write_fraction(frac, scale, out);
 }
 
-/// Decimal digits of `v`.
-fn u128_digits(v: u128) -> usize {
-    if v == 0 { 1 } else { v.ilog10() as usize + 1 }
+/// Writes `.digits` of a fraction of `scale` digits without its trailing zeros; nothing for 0.
+fn write_fraction(frac: u128, scale: u8, out: &mut Vec<u8>) {
+    if frac == 0 {
+        return;
+    }
+    let mut width = usize::from(scale);
+    out.push(b'.');
+    match u64::try_from(frac) {
+        Ok(mut f) => {
+            while f.is_multiple_of(10) {
+                f /= 10;
+                width -= 1;
+            }
+            for _ in f.ilog10() as usize + 1..width {
+                out.push(b'0');
+            }
+            write_u64(f, out);
+        }
+        Err(_) => {
+            let mut f = frac;
+            while f.is_multiple_of(10) {
+                f /= 10;
+                width -= 1;
+            }
+            for _ in f.ilog10() as usize + 1..width {
+                out.push(b'0');
+            }
+            write_u128(f, out);
+        }
+    }
 }
 
 /// Writes `v` in decimal; values below 2^64 (all prices and quantities) take the u64 path.
