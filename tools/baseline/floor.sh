@@ -37,10 +37,10 @@ run_rates() { # name port
         local before after out
         before=$(cpu_s "$pid")
         out=$( { /usr/bin/time -f "generator cpu %U user + %S system s" \
-            "$ordo" loadgen --connect "127.0.0.1:$2" --rate "$rate" --duration-s "$duration" ; } 2>&1 )
+            "$ordo" loadgen --connect "127.0.0.1:$2" --rate "$rate" --duration-s "$duration" ; } 2>&1 ) || true
         after=$(cpu_s "$pid")
         echo "== $1 at $rate/s for $duration s (+2 s warm-up)"
-        echo "$out" | grep -E "request ->|generator cpu|answered"
+        echo "$out" | grep -E "request ->|generator cpu|answered|FAILED"
         echo "server cpu $(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a - b}') s"
     done
 }
