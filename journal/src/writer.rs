@@ -182,7 +182,8 @@ struct SpareJob {
 
 impl SpareWorker {
     /// Starts the thread. If it cannot be started, every roll creates its segment itself.
-    fn new(dir: PathBuf, segment_bytes: u64) -> SpareWorker {
+    /// `zero`: write spares with zeros (see [`prepare_spare`]).
+    fn new(dir: PathBuf, segment_bytes: u64, zero: bool) -> SpareWorker {
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<SpareJob>();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -196,7 +197,7 @@ impl SpareWorker {
                     if !job.prepare {
                         continue;
                     }
-                    let result = match prepare_spare(&dir, segment_bytes, &cancelled) {
+                    let result = match prepare_spare(&dir, segment_bytes, zero, &cancelled) {
                         Ok(Some(path)) => Ok((path.clone(), map_populated(&path, segment_bytes))),
                         Ok(None) => Err(JournalError::Config("spare preparation cancelled".into())),
                         Err(e) => Err(e),
@@ -254,8 +255,8 @@ impl Drop for SpareWorker {
 }
 
 /// Puts the calling thread in `SCHED_IDLE`: it then runs only when nothing else wants the CPU.
-/// On a 2-core machine the spare's 64 MiB of zeroing otherwise preempts the writer for whole
-/// time slices (measured: ms-long stalls in the open-loop benchmark).
+/// On a 2-core machine the spare's 64 MiB of zeroing (fsyncing journals) or faulting in
+/// otherwise preempts the writer for whole time slices (measured: ms-long stalls in the open-loop benchmark).
 fn lower_priority() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: plain syscall on the calling thread (pid 0); failure only leaves the priority as is.
@@ -334,6 +335,7 @@ impl JournalWriter {
             None
         };
         let (dir_for_spare, segment_bytes_for_spare) = (config.dir.clone(), config.segment_bytes);
+        let zero_spares = config.durability.fsyncs();
         let mut writer = JournalWriter {
             config,
             _lock: lock,
@@ -346,7 +348,7 @@ impl JournalWriter {
             last_timestamp_ns: 0,
             report: RecoveryReport::default(),
             scratch: rkyv::util::AlignedVec::new(),
-            spare: SpareWorker::new(dir_for_spare, segment_bytes_for_spare),
+            spare: SpareWorker::new(dir_for_spare, segment_bytes_for_spare, zero_spares),
             spare_at: usize::MAX,
             closed: false,
         };
