@@ -137,7 +137,13 @@ fn written_while_rolling(durability: Durability) -> u64 {
     let segments = || {
         std::fs::read_dir(dir.path())
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".seg"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".seg")
+            })
             .count()
     };
     while segments() < 2 {

@@ -31,6 +31,10 @@ pub struct FloorArgs {
     /// Stop after this many seconds (0: run until interrupted).
     #[arg(long, default_value_t = 0)]
     pub duration_s: u64,
+    /// Busy-poll instead of sleeping in epoll_wait (as a node with `idle = "spin"`): takes a
+    /// whole core.
+    #[arg(long)]
+    pub spin: bool,
 }
 
 /// Largest inbound message (as the node's default).
