@@ -244,30 +244,36 @@ fn write_fraction(frac: u128, scale: u8, out: &mut Vec<u8>) {
     if frac == 0 {
         return;
     }
-    let mut width = usize::from(scale);
+    let (mut f, mut width) = (frac, usize::from(scale));
+    loop {
+        let (q, r) = div10(f);
+        if r != 0 {
+            break;
+        }
+        f = q;
+        width -= 1;
+    }
     out.push(b'.');
-    match u64::try_from(frac) {
-        Ok(mut f) => {
-            while f.is_multiple_of(10) {
-                f /= 10;
-                width -= 1;
-            }
-            for _ in f.ilog10() as usize + 1..width {
-                out.push(b'0');
-            }
-            write_u64(f, out);
-        }
-        Err(_) => {
-            let mut f = frac;
-            while f.is_multiple_of(10) {
-                f /= 10;
-                width -= 1;
-            }
-            for _ in f.ilog10() as usize + 1..width {
-                out.push(b'0');
-            }
-            write_u128(f, out);
-        }
+    for _ in u128_digits(f)..width {
+        out.push(b'0');
+    }
+    write_u128(f, out);
+}
+
+/// Quotient and remainder by 10, in 64 bits when `v` fits (a 128-bit division is a library
+/// call).
+fn div10(v: u128) -> (u128, u128) {
+    match u64::try_from(v) {
+        Ok(small) => (u128::from(small / 10), u128::from(small % 10)),
+        Err(_) => (v / 10, v % 10),
+    }
+}
+
+/// Decimal digits of `v` (at least one).
+fn u128_digits(v: u128) -> usize {
+    match u64::try_from(v) {
+        Ok(small) => small.checked_ilog10().map_or(1, |d| d as usize + 1),
+        Err(_) => v.ilog10() as usize + 1,
     }
 }
 
@@ -325,6 +331,36 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Decimals as a string-based reference writes them: digits padded to more than
+        /// `scale`, the point inserted, trailing fractional zeros (and a bare point) trimmed.
+        #[test]
+        fn decimals_match_a_string_reference(
+            m in proptest::prop_oneof![
+                proptest::num::i128::ANY,
+                -1_000_000_000_000i128..1_000_000_000_000,
+                proptest::strategy::Strategy::prop_map(proptest::num::i64::ANY, i128::from),
+            ],
+            scale in 0u8..=40,
+        ) {
+            let digits = m.unsigned_abs().to_string();
+            let scale_len = usize::from(scale);
+            let padded = format!("{digits:0>width$}", width = scale_len + 1);
+            let (int, frac) = padded.split_at(padded.len() - scale_len);
+            let frac = frac.trim_end_matches('0');
+            let mut expected = String::new();
+            if m < 0 {
+                expected.push('-');
+            }
+            expected.push_str(int);
+            if !frac.is_empty() {
+                expected.push('.');
+                expected.push_str(frac);
+            }
+            let mut out = Vec::new();
+            write_decimal(m, scale, &mut out);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+
         /// The message is written in one pass with BodyLength computed up front: it must frame
         /// and parse, with the length and checksum the framing checks, for any fields.
         #[test]
