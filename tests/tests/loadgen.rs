@@ -1,5 +1,6 @@
-//! `ordo loadgen` against a real node, and `ordo bench fix`: both run end to end, every request
-//! is answered, and the summaries carry the figures the benchmarks document.
+//! `ordo loadgen` against a real node (and against `ordo bench floor`), and `ordo bench fix`:
+//! they run end to end, every request is answered, and the summaries carry the figures the
+//! benchmarks document.
 
 use std::process::Command;
 
@@ -94,4 +95,43 @@ fn bench_fix_prints_throughput_and_percentiles() {
         "{text}"
     );
     assert!(text.contains("p99.9 "), "{text}");
+}
+
+/// `ordo bench floor` answers everything `ordo loadgen` sends (new orders, cancels, replaces,
+/// the logons and logouts), so the floor it measures is a complete run, not a failed one.
+#[test]
+fn bench_floor_answers_every_loadgen_request() {
+    let port = ordo_tests::free_port();
+    let mut floor = Command::new(ordo_bin())
+        .args([
+            "bench",
+            "floor",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--duration-s",
+            "60",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start ordo bench floor");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "bench floor never listened");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (ok, text) = loadgen(port, &["--rate", "2000", "--duration-s", "1", "--warmup-s", "0"]);
+    let _ = floor.kill();
+    let _ = floor.wait();
+    assert!(ok, "{text}");
+    assert!(text.contains("answered 2000, missing 0"), "{text}");
+    // Cancels and replaces were answered as such (the mix is 10% each).
+    let count = |label: &str| -> u64 {
+        text.split(label)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no '{label}' count in {text}"))
+    };
+    assert!(count("cancelled ") > 0 && count("replaced ") > 0, "{text}");
+    assert!(text.contains("request -> first ExecutionReport"), "{text}");
 }
