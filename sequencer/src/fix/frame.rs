@@ -47,7 +47,18 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// Finds the first frame in `buf`. `max_bytes` bounds a message (BodyLength plus framing).
 pub fn next_frame(buf: &[u8], max_bytes: usize) -> Frame {
-    let Some(start) = find(buf, b"8=FIX", 0) else {
+    frame_at(buf, max_bytes, true)
+}
+
+/// [`next_frame`]; `shortcuts` off takes the general path everywhere (a proptest holds the two
+/// to the same answers).
+#[inline]
+fn frame_at(buf: &[u8], max_bytes: usize, shortcuts: bool) -> Frame {
+    // The common case, a FIX 4.4 message at the front: no search for its start or its SOH
+    // (the general path finds the same start 0 and SOH 9).
+    let front = shortcuts && buf.starts_with(b"8=FIX.4.4\x019=");
+    let found = if front { Some(0) } else { find(buf, b"8=FIX", 0) };
+    let Some(start) = found else {
         // Keep a tail that may be the beginning of "8=FIX".
         let keep = (1..=4)
             .rev()
@@ -59,7 +70,12 @@ pub fn next_frame(buf: &[u8], max_bytes: usize) -> Frame {
     };
     // The second field must be BodyLength: "8=FIX...<SOH>9=". Otherwise this is garbage, not
     // the start of a frame that would swallow the next message.
-    let Some(nine) = buf[start..].iter().position(|&b| b == SOH).map(|p| p + start) else {
+    let nine = if front {
+        Some(9)
+    } else {
+        buf[start..].iter().position(|&b| b == SOH).map(|p| p + start)
+    };
+    let Some(nine) = nine else {
         if buf.len() - start > 64 {
             return Frame::Garbage { skip: start + 2 };
         }
@@ -97,7 +113,14 @@ pub fn next_frame(buf: &[u8], max_bytes: usize) -> Frame {
     if buf.len() < body_end {
         return Frame::Incomplete { skip: start };
     }
-    let Some(ten) = find(buf, b"\x0110=", body_end.saturating_sub(1).max(body_start - 1)) else {
+    let from = body_end.saturating_sub(1).max(body_start - 1);
+    // Where BodyLength is right (nearly always) the CheckSum starts exactly there.
+    let ten = if shortcuts && buf.get(from..from + 4) == Some(b"\x0110=") {
+        Some(from)
+    } else {
+        find(buf, b"\x0110=", from)
+    };
+    let Some(ten) = ten else {
         if buf.len() - start > max_bytes + 64 {
             return Frame::TooLarge {
                 announced: buf.len() - start,
@@ -117,6 +140,32 @@ pub fn next_frame(buf: &[u8], max_bytes: usize) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The shortcuts (a FIX 4.4 message at the front, the CheckSum where BodyLength says)
+        /// give the general path's answer for any mix of messages, damaged messages, garbage
+        /// and cut-off input.
+        #[test]
+        fn shortcuts_answer_as_the_general_path_does(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("8=FIX.4.4|9=5|35=0|10=161|".to_string()),
+                    proptest::strategy::Just("8=FIX.4.4|9=2|35=0|10=161|".to_string()),
+                    proptest::strategy::Just("8=FIX.4.4|9=12|35=0|10=161|".to_string()),
+                    proptest::strategy::Just("8=FIX.4.2|9=5|35=0|10=161|".to_string()),
+                    proptest::strategy::Just("8=FIX.4.4|9=5|35=0|10=16".to_string()),
+                    "[0-9=|FIX.8]{0,12}",
+                ],
+                0..6,
+            ),
+            cut in 0usize..200,
+            max_bytes in proptest::prop_oneof![proptest::strategy::Just(1usize << 16), 0usize..8],
+        ) {
+            let mut buf = m(&parts.concat());
+            buf.truncate(cut.min(buf.len()));
+            proptest::prop_assert_eq!(frame_at(&buf, max_bytes, true), frame_at(&buf, max_bytes, false));
+        }
+    }
 
     fn m(s: &str) -> Vec<u8> {
         s.replace('|', "\x01").into_bytes()
