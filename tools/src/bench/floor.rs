@@ -10,7 +10,9 @@
 //! Answers: Logon -> Logon; NewOrderSingle -> ExecutionReport New; OrderCancelRequest ->
 //! Canceled; OrderCancelReplaceRequest -> Replaced; TestRequest -> Heartbeat; Logout -> Logout
 //! and close. Sequence numbers are counted per connection and never checked: it is not a FIX
-//! engine.
+//! engine. Bounds: a frame larger than 64 KiB closes its connection (so a connection buffers at
+//! most one read plus one partial frame); the number of connections is not bounded, as a
+//! benchmark peer for a generator on the same machine, not a server to expose.
 
 use std::process::ExitCode;
 use std::time::Duration;
