@@ -76,7 +76,12 @@ impl Part {
         if self.fields.last().is_some_and(|&(last, _, _)| tag < last) {
             self.unordered = true;
         }
-        // A part is far below 4 GiB: the gateway bounds messages at max_message_bytes.
+        // A part is far below 4 GiB (the node builds reports, session messages and short
+        // texts of its own): offsets fit u32, checked in debug builds.
+        debug_assert!(
+            u32::try_from(self.bytes.len()).is_ok(),
+            "a message part over 4 GiB"
+        );
         self.fields.push((tag, start as u32, self.bytes.len() as u32));
     }
 
