@@ -72,6 +72,19 @@ impl Positions {
     /// Opens (creating if needed) the positions file for the writer.
     pub(crate) fn open_writable(dir: &Path, node_id: u64) -> Result<Self> {
         let path = dir.join(POSITIONS_FILE);
+        let present = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+        if !present {
+            // A new file is written aside with its header and renamed into place: a reader in
+            // another process that finds the file finds its header, never an empty or
+            // half-written one ("bad magic" while tailing a journal being created). No fsync:
+            // the file holds nothing recovery cannot republish from the segments.
+            let aside = dir.join(format!("{POSITIONS_FILE}.new"));
+            let mut header = vec![0u8; POSITIONS_BYTES];
+            header[..8].copy_from_slice(&MAGIC);
+            header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+            std::fs::write(&aside, &header).map_err(|e| JournalError::io("write", &aside, e))?;
+            std::fs::rename(&aside, &path).map_err(|e| JournalError::io("rename", &path, e))?;
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
