@@ -36,6 +36,103 @@ pub const MAX_FIELDS: usize = 512;
 /// Splits `frame` into fields (appended to `out`, cleared first) and checks the envelope:
 /// 8, 9, 35 first, 10 last, BodyLength and CheckSum right.
 pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
+    let tag = |_, head, start, _| tag_of_head(head).map(|(tag, digits)| (tag, start + digits));
+    if split_short(frame, out, tag) {
+        return Ok(());
+    }
+    parse_general(frame, out)
+}
+
+/// Largest frame [`split_short`] takes: its SOH mask lives on the stack (16 words).
+pub(super) const SHORT_MAX_BYTES: usize = 1024;
+/// Most fields [`split_short`] takes (the room reserved in the field vector).
+pub(super) const SHORT_MAX_FIELDS: usize = 40;
+
+/// The common case of [`parse`], and only its success: a frame of at most
+/// [`SHORT_MAX_BYTES`] with at most [`SHORT_MAX_FIELDS`] fields whose tags are one to three
+/// digits, split and checked in one tight pass. For each field in order, `field` gets its
+/// index, its first four bytes, its start and the offset of its SOH, and returns its tag and
+/// the offset of the '=' after it (normally [`tag_of_head`], plus whatever checks the caller
+/// joins to the pass), or None to stop. True means `out` holds exactly what
+/// [`parse_general`] would put there (given tags and '=' offsets that are right) and the
+/// envelope is right; false means "not decided here" (anything unusual, broken input
+/// included, or a None from `field`), and `parse_general` starts over.
+///
+/// Why a second path: the general one costs ~100 instructions per field (the '=' mask walk
+/// across 64-byte blocks, tags of any length, a `Vec` push that reloads the vector), which
+/// kept `ordo bench fix` below its target; a NewOrderSingle has ~17 fields.
+#[inline]
+pub(super) fn split_short(
+    frame: &[u8],
+    out: &mut Vec<Field>,
+    mut field: impl FnMut(usize, [u8; 4], usize, usize) -> Option<(i64, usize)>,
+) -> bool {
+    let n = frame.len();
+    if !(16..=SHORT_MAX_BYTES).contains(&n) {
+        return false;
+    }
+    let (mut sohs, sum) = Sohs::scan(frame);
+    // Fields are written straight into the vector's spare room (reserved once per
+    // connection, it never grows again): neither a stack array to clear and copy (~110
+    // instructions) nor a push that reloads the vector per field.
+    out.clear();
+    out.reserve(SHORT_MAX_FIELDS);
+    let fields = &mut out.spare_capacity_mut()[..SHORT_MAX_FIELDS];
+    let mut count = 0;
+    let mut field_start = 0usize;
+    while let Some(end) = sohs.next() {
+        let Some(&head) = frame
+            .get(field_start..field_start + 4)
+            .and_then(|h| h.first_chunk::<4>())
+        else {
+            return false;
+        };
+        let Some(slot) = fields.get_mut(count) else {
+            return false;
+        };
+        let Some((tag, eq)) = field(count, head, field_start, end) else {
+            return false;
+        };
+        if !(field_start < eq && eq < end) {
+            debug_assert!(false, "a tag's bytes hold no SOH");
+            return false;
+        }
+        slot.write(Field {
+            tag,
+            start: (eq + 1) as u32,
+            end: end as u32,
+        });
+        count += 1;
+        field_start = end + 1;
+    }
+    if field_start != n {
+        return false; // bytes after the last SOH
+    }
+    // SAFETY: the loop above wrote the first `count` spare slots (`count` never exceeds the
+    // `SHORT_MAX_FIELDS` slots reserved), and `Field` is plain data.
+    unsafe { out.set_len(count) };
+    check_envelope(frame, out, sum).is_ok()
+}
+
+/// The tag at the front of a field whose first four bytes are `head`, if it is one to three
+/// digits followed by '=' (every tag FIX 4.4 defines): the tag and its digit count (the offset
+/// of the '=' from the field's start). A digit is never SOH, so the field's SOH lies after it.
+#[inline]
+pub(super) fn tag_of_head([b0, b1, b2, b3]: [u8; 4]) -> Option<(i64, usize)> {
+    let digit = |b: u8| {
+        let d = b.wrapping_sub(b'0');
+        (d < 10).then_some(i64::from(d))
+    };
+    match (digit(b0)?, b1, b2, b3) {
+        (d0, b'=', _, _) => Some((d0, 1)),
+        (d0, _, b'=', _) => Some((d0 * 10 + digit(b1)?, 2)),
+        (d0, _, _, b'=') => Some((d0 * 100 + digit(b1)? * 10 + digit(b2)?, 3)),
+        _ => None,
+    }
+}
+
+/// [`parse`] for any frame.
+fn parse_general(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
     out.clear();
     // Every SOH ends a field and the first '=' of a field ends its tag: both found 16 bytes at
     // a time ([`scan_block`]), which also sums the bytes for the CheckSum. A field's value is
@@ -95,6 +192,13 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
     if field_start != frame.len() {
         return Err(Malformed::BadField); // bytes after the last SOH
     }
+    check_envelope(frame, out, sum)
+}
+
+/// The envelope of split `fields`: 8, 9, 35 first, 10 last, BodyLength and CheckSum right
+/// (`sum` is the byte sum of the whole frame).
+#[inline]
+pub(super) fn check_envelope(frame: &[u8], out: &[Field], sum: u32) -> Result<(), Malformed> {
     let tags = |i: usize| out.get(i).map(|f| f.tag);
     if tags(0) != Some(8)
         || tags(1) != Some(9)
@@ -116,12 +220,18 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
         return Err(Malformed::BodyLength);
     }
     // The sum covers every byte before "10=": take the checksum field's own bytes back out.
-    let own: u32 = frame[checksum_field_start..].iter().map(|&b| u32::from(b)).sum();
-    let given = &frame[checksum.start as usize..checksum.end as usize];
-    if given.len() != 3 || !given.iter().all(u8::is_ascii_digit) {
+    // They are "10=" (the tag's last two digits and '=', whatever zeros lead), the three
+    // digits and the final SOH (nothing follows the last field's SOH).
+    let &[g0, g1, g2] = &frame[checksum.start as usize..checksum.end as usize] else {
+        return Err(Malformed::CheckSum);
+    };
+    if ![g0, g1, g2].iter().all(u8::is_ascii_digit) {
         return Err(Malformed::CheckSum);
     }
-    if digits_value(given) != (sum - own) % 256 {
+    debug_assert_eq!(&frame[checksum_field_start..checksum.start as usize], b"10=");
+    debug_assert_eq!(checksum.end as usize + 1, frame.len());
+    let own = u32::from(b'1' + b'0' + b'=' + SOH) + u32::from(g0) + u32::from(g1) + u32::from(g2);
+    if digits_value(&[g0, g1, g2]) != (sum - own) % 256 {
         return Err(Malformed::CheckSum);
     }
     Ok(())
@@ -131,6 +241,129 @@ pub fn parse(frame: &[u8], out: &mut Vec<Field>) -> Result<(), Malformed> {
 #[inline]
 fn digits_value(digits: &[u8]) -> u32 {
     digits.iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0'))
+}
+
+/// The SOHs of a frame of 16 to [`SHORT_MAX_BYTES`] bytes, in order.
+pub(super) struct Sohs {
+    /// Bit `i % 64` of word `i / 64` is set for an SOH at offset `i`.
+    soh: [u64; SHORT_MAX_BYTES / 64],
+    /// Words in use.
+    words: usize,
+    /// The word being read and its SOHs not yet returned.
+    word: usize,
+    bits: u64,
+}
+
+impl Sohs {
+    /// Finds every SOH of `frame` (16 to [`SHORT_MAX_BYTES`] bytes) and sums its bytes (for
+    /// the CheckSum), 16 to 64 bytes a step.
+    #[inline]
+    pub(super) fn scan(frame: &[u8]) -> (Sohs, u32) {
+        let mut soh = [0u64; SHORT_MAX_BYTES / 64];
+        let sum = scan_frame(frame, &mut soh);
+        let sohs = Sohs {
+            soh,
+            words: frame.len().div_ceil(64),
+            word: 0,
+            bits: soh[0],
+        };
+        (sohs, sum)
+    }
+
+    /// Word `w` of the SOH bits (0 beyond the frame).
+    #[inline(always)]
+    pub(super) fn word(&self, w: usize) -> u64 {
+        self.soh.get(w).copied().unwrap_or(0)
+    }
+
+    /// Words that cover the frame.
+    #[inline(always)]
+    pub(super) fn words(&self) -> usize {
+        self.words
+    }
+
+    /// The offset of the next SOH.
+    #[inline(always)]
+    pub(super) fn next(&mut self) -> Option<usize> {
+        while self.bits == 0 {
+            self.word += 1;
+            self.bits = *self.soh.get(self.word).filter(|_| self.word < self.words)?;
+        }
+        let at = self.word * 64 + self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        Some(at)
+    }
+}
+
+/// Sets bit `i % 64` of `soh[i / 64]` for every SOH at `frame[i]`; returns the sum of the
+/// bytes. For [`Sohs::scan`]: `frame` is 16 to [`SHORT_MAX_BYTES`] bytes long and `soh`
+/// starts all zeros.
+#[inline]
+fn scan_frame(frame: &[u8], soh: &mut [u64; SHORT_MAX_BYTES / 64]) -> u32 {
+    debug_assert!((16..=SHORT_MAX_BYTES).contains(&frame.len()));
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_add_epi64, _mm_cmpeq_epi8, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_movemask_epi8,
+            _mm_sad_epu8, _mm_set1_epi8, _mm_setzero_si128, _mm_srli_si128,
+        };
+        // SAFETY: register-only SSE2 operations (baseline on x86_64), no memory access. The
+        // byte sums stay in a vector (two 64-bit lanes) until the end.
+        let step = |v: __m128i, acc: &mut __m128i| unsafe {
+            *acc = _mm_add_epi64(*acc, _mm_sad_epu8(v, _mm_setzero_si128()));
+            u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(SOH as i8))) as u16)
+        };
+        // SAFETY: as above.
+        let mut acc = unsafe { _mm_setzero_si128() };
+        let mut block = 0;
+        // 64 bytes a step: four loads, one mask word.
+        while let Some(bytes) = frame.get(block..block + 64) {
+            let p = bytes.as_ptr().cast::<__m128i>();
+            // SAFETY: four unaligned 16-byte loads within the 64 bytes of `bytes`.
+            let (a, b, c, d) = unsafe {
+                (
+                    _mm_loadu_si128(p),
+                    _mm_loadu_si128(p.add(1)),
+                    _mm_loadu_si128(p.add(2)),
+                    _mm_loadu_si128(p.add(3)),
+                )
+            };
+            soh[block / 64] = step(a, &mut acc)
+                | step(b, &mut acc) << 16
+                | step(c, &mut acc) << 32
+                | step(d, &mut acc) << 48;
+            block += 64;
+        }
+        // Then 16 bytes a step.
+        let mut chunk = block;
+        while let Some(bytes) = frame.get(chunk..chunk + 16) {
+            // SAFETY: one unaligned 16-byte load within `bytes`.
+            let v = unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) };
+            soh[chunk / 64] |= step(v, &mut acc) << (chunk % 64);
+            chunk += 16;
+        }
+        // SAFETY: register-only SSE2 operations.
+        let mut sum = unsafe { _mm_cvtsi128_si32(_mm_add_epi64(acc, _mm_srli_si128(acc, 8))) } as u32;
+        // The last, partial chunk: as in `scan_chunk` (an overlapping load, masked).
+        if chunk < frame.len() {
+            let tail = scan_chunk(frame, chunk);
+            soh[chunk / 64] |= u64::from(tail.soh) << (chunk % 64);
+            sum += tail.sum;
+        }
+        sum
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut sum = 0;
+        let mut chunk = 0;
+        while chunk < frame.len() {
+            let scan = scan_chunk(frame, chunk);
+            soh[chunk / 64] |= u64::from(scan.soh) << (chunk % 64);
+            sum += scan.sum;
+            chunk += 16;
+        }
+        sum
+    }
 }
 
 /// What one 64-byte step of [`parse`] finds.
@@ -399,7 +632,67 @@ mod tests {
         }
     }
 
+    /// A well-formed frame of `fields` after 8 and 9 (BodyLength and CheckSum right unless
+    /// `length_delta` / `checksum_delta` say otherwise).
+    fn frame_of(fields: &[(i64, String)], length_delta: i64, checksum_delta: u32) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (tag, value) in fields {
+            body.extend_from_slice(format!("{tag}={value}\x01").as_bytes());
+        }
+        let declared = (body.len() as i64 + length_delta).max(0);
+        let mut frame = format!("8=FIX.4.4\x019={declared}\x01").into_bytes();
+        frame.extend_from_slice(&body);
+        let sum = frame.iter().fold(0u32, |a, &b| a + u32::from(b));
+        frame.extend_from_slice(format!("10={:03}\x01", (sum + checksum_delta) % 256).as_bytes());
+        frame
+    }
+
     proptest! {
+        /// The short path only ever says yes where the general path does, with the same
+        /// fields; and it does say yes for a well-formed frame within its bounds (else it
+        /// silently stops being the fast path).
+        #[test]
+        fn short_path_agrees_with_the_general_path(
+            fields in proptest::collection::vec(
+                (proptest::prop_oneof![1i64..1000, 1000i64..100_000, -5i64..1], "[ -~]{0,40}"), 1..45),
+            length_delta in proptest::prop_oneof![Just(0i64), -2i64..3],
+            checksum_delta in proptest::prop_oneof![Just(0u32), 0u32..256],
+            damage in proptest::option::of((0usize..2000, proptest::num::u8::ANY)),
+            cut in proptest::option::of(0usize..2000),
+            short_tags_only: bool,
+        ) {
+            let mut fields = fields;
+            if short_tags_only {
+                for (tag, _) in &mut fields {
+                    *tag = tag.rem_euclid(1000);
+                }
+            }
+            fields.insert(0, (35, "D".to_string()));
+            let mut frame = frame_of(&fields, length_delta, checksum_delta);
+            let pristine = damage.is_none() && cut.is_none();
+            if let Some((at, byte)) = damage {
+                let at = at % frame.len();
+                frame[at] = byte;
+            }
+            if let Some(cut) = cut {
+                frame.truncate(cut % (frame.len() + 1));
+            }
+            let (mut short, mut general) = (Vec::new(), Vec::new());
+            let tag = |_, head, start, _| tag_of_head(head).map(|(tag, digits)| (tag, start + digits));
+            let short_ok = split_short(&frame, &mut short, tag);
+            let general_result = parse_general(&frame, &mut general);
+            if short_ok {
+                prop_assert_eq!(general_result, Ok(()));
+                prop_assert_eq!(&short, &general);
+            }
+            let simple = fields.iter().all(|(tag, _)| (0..1000).contains(tag));
+            if pristine && simple && length_delta == 0 && checksum_delta == 0
+                && frame.len() <= SHORT_MAX_BYTES && fields.len() + 3 <= SHORT_MAX_FIELDS
+            {
+                prop_assert!(short_ok, "a well-formed frame missed the short path");
+            }
+        }
+
         /// BodyLength and CheckSum are judged as the plain definitions say (the checksum is
         /// summed 16 bytes at a time), for frames of any length and any declared values.
         #[test]

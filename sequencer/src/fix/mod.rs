@@ -8,5 +8,6 @@ mod fix44_data;
 pub mod frame;
 pub mod message;
 pub mod session;
+pub mod shape;
 pub mod timefmt;
 pub mod validate;

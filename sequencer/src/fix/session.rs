@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::builder::{Builder, Value};
 use super::dictionary;
 use super::message::{self, Field, Message};
+use super::shape::Shapes;
 use super::validate::{self, reason};
 
 const NS: u64 = 1_000_000_000;
@@ -171,6 +172,9 @@ pub struct Session {
     builder: Builder,
     scratch: Vec<u8>,
     fields: Vec<Field>,
+    /// This connection's remembered message shapes (parse + validate in one pass for a
+    /// message shaped like one proven before); boxed, ~3 KiB.
+    shapes: Box<Shapes>,
     origin: (u64, u32),
 }
 
@@ -198,6 +202,7 @@ impl Session {
             builder: Builder::default(),
             scratch: Vec::new(),
             fields: Vec::new(),
+            shapes: Box::default(),
             origin: (0, 0),
         }
     }
@@ -428,7 +433,15 @@ impl Session {
         queued: bool,
     ) {
         let mut fields = std::mem::take(&mut self.fields);
-        match message::parse(frame, &mut fields) {
+        // Proven valid in one pass (the common case), or parsed here and validated in
+        // `next_message`, which then names the problem QuickFIX would.
+        let proven = self.shapes.parse_valid(frame, &mut fields);
+        let parsed = if proven {
+            Ok(())
+        } else {
+            message::parse(frame, &mut fields)
+        };
+        match parsed {
             Err(_) => {
                 // Not a message: dropped without an answer; a broken Logon ends the connection.
                 if identify_type(frame) == Some(b"A") {
@@ -440,7 +453,7 @@ impl Session {
                     buf: frame,
                     fields: &fields,
                 };
-                let _ = self.next_message(&msg, now, io, app);
+                let _ = self.next_message(&msg, proven, now, io, app);
                 if !queued && !io.disconnect {
                     self.next_queued(now, io, app);
                 }
@@ -468,9 +481,11 @@ impl Session {
         }
     }
 
+    /// `proven`: `msg` is known to pass `validate::validate` already.
     fn next_message<S: MessageStore + ?Sized>(
         &mut self,
         msg: &Message<'_>,
+        proven: bool,
         now: u64,
         io: &mut Io<'_, S>,
         app: &mut (impl App + ?Sized),
@@ -504,7 +519,7 @@ impl Session {
             self.next_target += 1;
             return Ok(());
         }
-        if let Err(invalid) = validate::validate(msg) {
+        if !proven && let Err(invalid) = validate::validate(msg) {
             return self.reject(msg, invalid.reason, invalid.tag, now, io);
         }
         match msg_type {

@@ -139,35 +139,70 @@ pub fn is_timestamp(b: &[u8]) -> bool {
     let Some(head) = b.first_chunk::<17>() else {
         return false;
     };
-    const DIGITS_AT: [usize; 14] = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13, 15, 16];
-    let mut v = [0u32; 14];
-    let mut bad = false;
-    for (k, &i) in DIGITS_AT.iter().enumerate() {
-        let d = head[i].wrapping_sub(b'0');
-        bad |= d > 9;
-        v[k] = u32::from(d);
-    }
-    if bad || head[8] != b'-' || head[11] != b':' || head[14] != b':' {
+    timestamp_fraction_ok(b) && timestamp_head_ok(head)
+        // u64 nanoseconds end in July 2554: only there does the sum need computing.
+        || head[..4] >= b"2554"[..] && parse_timestamp(b).is_some()
+}
+
+/// The first half of [`is_timestamp`]: whether `YYYYMMDD-HH:MM:SS` is a valid date and time
+/// before 2554. A caller that saw this hold for a head may judge a later timestamp with the
+/// same 17 bytes by [`timestamp_fraction_ok`] alone (then the year is below 2554, so
+/// `is_timestamp`'s second case cannot apply).
+#[inline]
+pub fn timestamp_head_ok(head: &[u8; 17]) -> bool {
+    // "YYYYMMDD" and "HH:MM:SS" as two little-endian words, eight bytes checked and
+    // converted at a time (SWAR): ~50 instructions instead of ~150 byte by byte.
+    let date = u64::from_le_bytes(*head.first_chunk::<8>().expect("17 bytes"));
+    let time = u64::from_le_bytes(*head.last_chunk::<8>().expect("17 bytes"));
+    // ':' at bytes 2 and 5 of the time; turned into '0' so that both words are all digits.
+    const COLON_BYTES: u64 = 0x0000_ff00_00ff_0000;
+    const COLONS: u64 = 0x0000_3a00_003a_0000;
+    const COLON_TO_ZERO: u64 = 0x0000_0a00_000a_0000; // ':' ^ '0'
+    if head[8] != b'-' || time & COLON_BYTES != COLONS {
         return false;
     }
-    let year = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3];
-    let (month, day) = (v[4] * 10 + v[5], v[6] * 10 + v[7]);
-    let (hour, minute, second) = (v[8] * 10 + v[9], v[10] * 10 + v[11], v[12] * 10 + v[13]);
-    let fraction = match b.len() {
-        17 => true,
-        21 | 24 | 27 => b[17] == b'.' && b[18..].iter().all(u8::is_ascii_digit),
-        _ => false,
+    let time = time ^ COLON_TO_ZERO;
+    if !all_digits(date) || !all_digits(time) {
+        return false;
+    }
+    // Byte k of `pairs(x)` is 10 * digit k + digit k + 1 (at most 99: no carry between bytes).
+    let pairs = |x: u64| {
+        let d = x - 0x3030_3030_3030_3030;
+        d * 10 + (d >> 8)
     };
-    fraction
-        && (1970..2554).contains(&year)
+    let byte = |x: u64, k: u32| ((x >> (8 * k)) & 0xff) as u32;
+    let (d, t) = (pairs(date), pairs(time));
+    let year = byte(d, 0) * 100 + byte(d, 2);
+    let (month, day) = (byte(d, 4), byte(d, 6));
+    let (hour, minute, second) = (byte(t, 0), byte(t, 3), byte(t, 6));
+    (1970..2554).contains(&year)
         && (1..=12).contains(&month)
         && day != 0
         && day <= days_in_month(i64::from(year), month)
         && hour <= 23
         && minute <= 59
         && second <= 60
-        // u64 nanoseconds end in July 2554: only there does the sum need computing.
-        || year >= 2554 && parse_timestamp(b).is_some()
+}
+
+/// The second half of [`is_timestamp`]: whether what follows the first 17 bytes is nothing
+/// or a fraction of 3, 6 or 9 digits.
+#[inline]
+pub fn timestamp_fraction_ok(b: &[u8]) -> bool {
+    match b.len() {
+        17 => true,
+        21 | 24 | 27 => b[17] == b'.' && b[18..].iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// Whether all eight bytes of `x` are ASCII digits: each byte's high nibble is 3, and stays 3
+/// when 6 is added (0x3a..=0x3f carry into it). Once the first test passed no byte exceeds
+/// 0x3f, so the addition never carries from one byte into the next.
+#[inline]
+fn all_digits(x: u64) -> bool {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    x & HIGH == THREES && (x + 0x0606_0606_0606_0606) & HIGH == THREES
 }
 
 /// Writes `YYYYMMDD-HH:MM:SS` plus `precision` (0, 3, 6 or 9) fractional digits.
@@ -280,6 +315,23 @@ mod tests {
             for s in [&noise, &format!("{date}-{noise}"), &format!("{date}-{time}{noise}")] {
                 let b = s.as_bytes();
                 prop_assert_eq!(is_timestamp(b), parse_timestamp(b).is_some(), "{}", s);
+            }
+        }
+    }
+
+    /// Every byte of valid timestamps replaced by every byte value: the word-at-a-time check
+    /// agrees with the parser (the digit test's edges: '/', ':', '?', bytes >= 0x80).
+    #[test]
+    fn one_bad_byte_is_judged_like_the_parser() {
+        for len in [17, 21, 24] {
+            for valid in [&b"20261125-23:59:60.123456"[..], b"20240229-00:00:00.000000"] {
+                for at in 0..len {
+                    for byte in 0..=255u8 {
+                        let mut ts = valid[..len].to_vec();
+                        ts[at] = byte;
+                        assert_eq!(is_timestamp(&ts), parse_timestamp(&ts).is_some(), "{ts:?}");
+                    }
+                }
             }
         }
     }

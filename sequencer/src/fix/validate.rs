@@ -321,7 +321,7 @@ fn check_group(msg: &Message<'_>, g: &Group) -> Result<(), Invalid> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
@@ -329,7 +329,7 @@ mod tests {
 
     /// A frame of `fields` (after 8 and 9) in the given order, with a correct BodyLength and
     /// CheckSum, so that only validation can object.
-    fn frame(fields: &[(i64, String)]) -> Vec<u8> {
+    pub(crate) fn frame(fields: &[(i64, String)]) -> Vec<u8> {
         let mut body = Vec::new();
         for (tag, value) in fields {
             body.extend_from_slice(format!("{tag}={value}\x01").as_bytes());
@@ -342,7 +342,7 @@ mod tests {
     }
 
     /// A valid NewOrderSingle, header fields first, body in the usual order.
-    fn new_order() -> Vec<(i64, String)> {
+    pub(crate) fn new_order() -> Vec<(i64, String)> {
         [
             (35, "D"),
             (49, "CLIENT1"),
@@ -366,7 +366,7 @@ mod tests {
 
     /// One change that may make the message invalid (or leave it valid).
     #[derive(Debug, Clone)]
-    enum Change {
+    pub(crate) enum Change {
         Remove(usize),
         Duplicate(usize),
         Swap(usize, usize),
@@ -374,7 +374,7 @@ mod tests {
         Insert(usize, i64),
     }
 
-    fn change() -> impl Strategy<Value = Change> {
+    pub(crate) fn change() -> impl Strategy<Value = Change> {
         let value = prop::sample::select(vec![
             "",
             "X",
@@ -384,6 +384,11 @@ mod tests {
             "8",
             "ZZZ",
             "20261125-25:00:00",
+            // The valid date and time of the order's timestamps, a broken fraction after it
+            // (the remembered-shape path caches valid dates and times).
+            "20261125-10:00:00.0000",
+            "20261125-10:00:00x",
+            "1000",
             "Y",
         ]);
         // Unknown, header, trailer, group count, and a body tag not in NewOrderSingle.
@@ -397,7 +402,7 @@ mod tests {
         ]
     }
 
-    fn apply(fields: &mut Vec<(i64, String)>, c: &Change) {
+    pub(crate) fn apply(fields: &mut Vec<(i64, String)>, c: &Change) {
         let n = fields.len();
         match *c {
             Change::Remove(i) if n > 1 => {

@@ -13,6 +13,7 @@ use std::time::Instant;
 use ordo_sequencer::fix::builder::{Builder, Value, itoa_u64};
 use ordo_sequencer::fix::frame::{Frame, next_frame};
 use ordo_sequencer::fix::message::{Field, Message, parse};
+use ordo_sequencer::fix::shape::Shapes;
 use ordo_sequencer::fix::validate::validate;
 
 use super::{latency_histogram, percentiles_us};
@@ -60,7 +61,7 @@ fn input() -> Vec<u8> {
 
 /// Frames, parses and validates every message in `buf`; returns how many were valid.
 #[inline]
-fn walk(buf: &[u8], fields: &mut Vec<Field>, limit: u64) -> u64 {
+fn walk(buf: &[u8], fields: &mut Vec<Field>, shapes: &mut Shapes, limit: u64) -> u64 {
     let mut pos = 0;
     let mut valid = 0;
     let mut n = 0;
@@ -68,9 +69,11 @@ fn walk(buf: &[u8], fields: &mut Vec<Field>, limit: u64) -> u64 {
         match next_frame(&buf[pos..], MAX_MESSAGE_BYTES) {
             Frame::Message { start, end } => {
                 let frame = &buf[pos + start..pos + end];
-                if parse(frame, fields).is_ok() {
+                // As the session does: the one-pass proof, else parse, then validate.
+                let proven = shapes.parse_valid(frame, fields);
+                if proven || parse(frame, fields).is_ok() {
                     let m = Message { buf: frame, fields };
-                    if validate(&m).is_ok() && m.msg_type() == b"D" {
+                    if (proven || validate(&m).is_ok()) && m.msg_type() == b"D" {
                         valid += 1;
                     }
                 }
@@ -91,9 +94,11 @@ pub fn run(args: &FixBenchArgs) -> ExitCode {
     }
     let buf = input();
     let mut fields = Vec::with_capacity(64);
+    // A connection's remembered message shapes, as each session keeps them.
+    let mut shapes = Shapes::default();
     let per_pass = DISTINCT as u64;
     // Warm-up and a correctness check: every message is a valid NewOrderSingle.
-    let valid = walk(&buf, &mut fields, per_pass);
+    let valid = walk(&buf, &mut fields, &mut shapes, per_pass);
     if valid != per_pass {
         eprintln!("error: only {valid} of {per_pass} benchmark messages validate");
         return ExitCode::FAILURE;
@@ -110,7 +115,7 @@ pub fn run(args: &FixBenchArgs) -> ExitCode {
     let mut checked = 0u64;
     while done < args.messages {
         let n = per_pass.min(args.messages - done);
-        checked += walk(&buf, &mut fields, n);
+        checked += walk(&buf, &mut fields, &mut shapes, n);
         done += n;
     }
     let elapsed = started.elapsed();
@@ -144,7 +149,7 @@ pub fn run(args: &FixBenchArgs) -> ExitCode {
         for b in 0..batches_per_pass as usize {
             let from = offsets[b * LATENCY_BATCH as usize];
             let t0 = Instant::now();
-            let v = walk(&buf[from..], &mut fields, LATENCY_BATCH);
+            let v = walk(&buf[from..], &mut fields, &mut shapes, LATENCY_BATCH);
             let ns = t0.elapsed().as_nanos() as u64;
             debug_assert_eq!(v, LATENCY_BATCH);
             hist.saturating_record((ns / LATENCY_BATCH).max(1));
