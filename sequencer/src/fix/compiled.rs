@@ -285,6 +285,7 @@ impl FieldCheck {
     #[inline(always)]
     pub(super) fn accepts(self, value: &[u8]) -> bool {
         const ANY: u8 = 2 + KIND_ANY as u8;
+        const BYTE: u8 = 2 + KIND_BYTE as u8;
         const INT: u8 = 2 + KIND_INT as u8;
         const TIMESTAMP: u8 = 2 + KIND_TIMESTAMP as u8;
         const FLOAT: u8 = 2 + KIND_FLOAT as u8;
@@ -292,9 +293,13 @@ impl FieldCheck {
             0 => false,
             1 => true,
             ANY => !value.is_empty(),
-            INT => is_int(value),
+            BYTE => match (value, compiled().fields.get(usize::from(self.field))) {
+                ([b], Some(FieldRule::Byte(set))) => dictionary::byte_in(set, *b),
+                _ => false,
+            },
+            INT => dictionary::is_int(value),
             TIMESTAMP => timefmt::is_timestamp(value),
-            FLOAT => dictionary::valid_format(FieldType::Float, value),
+            FLOAT => dictionary::is_float(value),
             _ => compiled()
                 .fields
                 .get(usize::from(self.field))
@@ -358,13 +363,6 @@ impl Proof {
     }
 }
 
-/// An Int's format: optional '-', then at least one digit.
-#[inline]
-fn is_int(value: &[u8]) -> bool {
-    let digits = value.strip_prefix(b"-").unwrap_or(value);
-    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
-}
-
 #[inline]
 fn valid(rule: &FieldRule, value: &[u8]) -> bool {
     match (rule, value) {
@@ -372,9 +370,9 @@ fn valid(rule: &FieldRule, value: &[u8]) -> bool {
         (FieldRule::Any, _) => true,
         (FieldRule::Byte(set), [b]) => dictionary::byte_in(set, *b),
         (FieldRule::Byte(_), _) => false,
-        (FieldRule::Int, _) => is_int(value),
+        (FieldRule::Int, _) => dictionary::is_int(value),
         (FieldRule::Timestamp, _) => timefmt::is_timestamp(value),
-        (FieldRule::Float, _) => dictionary::valid_format(FieldType::Float, value),
+        (FieldRule::Float, _) => dictionary::is_float(value),
         (FieldRule::Other(kind, listed), _) => {
             dictionary::valid_format(*kind, value) && listed.is_none_or(|f| f.valid_value(value))
         }

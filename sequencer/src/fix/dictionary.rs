@@ -322,27 +322,36 @@ pub fn is_admin(msg_type: &[u8]) -> bool {
     matches!(msg_type, b"0" | b"1" | b"2" | b"3" | b"4" | b"5" | b"A")
 }
 
+/// An Int's format: optional '-', then at least one digit.
+#[inline]
+pub fn is_int(value: &[u8]) -> bool {
+    let digits = value.strip_prefix(b"-").unwrap_or(value);
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// A float's format (Price, Qty, Amt, ...): optional '-', digits with at most one '.', at
+/// least one digit.
+#[inline]
+pub fn is_float(value: &[u8]) -> bool {
+    let v = value.strip_prefix(b"-").unwrap_or(value);
+    let mut dot = false;
+    let mut digit = false;
+    for &c in v {
+        match c {
+            b'0'..=b'9' => digit = true,
+            b'.' if !dot => dot = true,
+            _ => return false,
+        }
+    }
+    digit
+}
+
 /// Whether `value` is well formed for `kind`.
 #[inline]
 pub fn valid_format(kind: FieldType, value: &[u8]) -> bool {
     match kind {
-        FieldType::Int => {
-            let digits = value.strip_prefix(b"-").unwrap_or(value);
-            !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
-        }
-        FieldType::Float => {
-            let v = value.strip_prefix(b"-").unwrap_or(value);
-            let mut dot = false;
-            let mut digit = false;
-            for &c in v {
-                match c {
-                    b'0'..=b'9' => digit = true,
-                    b'.' if !dot => dot = true,
-                    _ => return false,
-                }
-            }
-            digit
-        }
+        FieldType::Int => is_int(value),
+        FieldType::Float => is_float(value),
         FieldType::Char => value.len() == 1,
         FieldType::Bool => value == b"Y" || value == b"N",
         FieldType::UtcTimestamp => super::timefmt::is_timestamp(value),

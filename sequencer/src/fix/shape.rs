@@ -113,7 +113,9 @@ impl Shapes {
         scratch.len = out.len();
         scratch.checked_len = 0;
         for (index, spec) in scratch.fields[..scratch.len].iter().enumerate() {
-            if !spec.check.is_non_empty() && spec.check != FieldCheck::ENVELOPE {
+            // BodyLength's Int rule is implied by the envelope check (one to nine digits).
+            let by_envelope = spec.check == FieldCheck::ENVELOPE || spec.tag == 9;
+            if !spec.check.is_non_empty() && !by_envelope {
                 scratch.checked[scratch.checked_len] = index as u8;
                 scratch.checked_len += 1;
             }
