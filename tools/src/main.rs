@@ -81,6 +81,18 @@ enum BenchCommand {
     Floor(bench::floor::FloorArgs),
 }
 
+/// For commands that only print (the benchmarks): a closed stdout (`ordo bench fix | head`)
+/// ends the process as it ends `yes | head`, by SIGPIPE, instead of a panic in `println!`.
+/// Not for the node or anything with sockets, where a peer's closed connection must be an
+/// error on that connection (Rust's default: SIGPIPE ignored).
+fn quiet_on_closed_stdout() {
+    // SAFETY: restores the default disposition of one signal before any thread is spawned;
+    // no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -108,9 +120,18 @@ fn main() -> ExitCode {
             to,
             format,
         }) => journal_cmd::dump(&dir, from, to, format),
-        Command::Bench(BenchCommand::Journal(args)) => bench::journal::run(&args),
-        Command::Bench(BenchCommand::Engine(args)) => bench::engine::run(&args),
-        Command::Bench(BenchCommand::Fix(args)) => bench::fix::run(&args),
+        Command::Bench(BenchCommand::Journal(args)) => {
+            quiet_on_closed_stdout();
+            bench::journal::run(&args)
+        }
+        Command::Bench(BenchCommand::Engine(args)) => {
+            quiet_on_closed_stdout();
+            bench::engine::run(&args)
+        }
+        Command::Bench(BenchCommand::Fix(args)) => {
+            quiet_on_closed_stdout();
+            bench::fix::run(&args)
+        }
         Command::Bench(BenchCommand::Floor(args)) => bench::floor::run(&args),
     }
 }

@@ -250,3 +250,32 @@ fn bench_engine_prints_the_same_hash_for_the_same_seed() {
     assert_eq!(hash_of("5"), hash_of("5"));
     assert_ne!(hash_of("5"), hash_of("6"));
 }
+
+/// `ordo bench fix | head -1`: the benchmark ends quietly when its reader goes away (before,
+/// `println!` panicked on the broken pipe).
+#[test]
+fn bench_ends_quietly_when_stdout_closes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(["bench", "fix", "--messages", "20000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("fix:"), "{first}");
+    // The reader (and with it the pipe) is gone here.
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
