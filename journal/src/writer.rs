@@ -87,18 +87,22 @@ impl ActiveSegment {
                 // readers only read bytes below the published position, never modified again.
                 let mut map = unsafe { MmapOptions::new().len(map_len).map_mut(&file) }
                     .map_err(|e| JournalError::io("mmap", &path, e))?;
-                // Fault in the rest of the segment now (at open, off the append path); if the
-                // kernel cannot, appends prefault chunk by chunk.
+                // Fault in the rest of the segment now (at open, off the append path), or the
+                // configured window of it; beyond, and if the kernel cannot, appends prefault
+                // chunk by chunk.
                 let from = (write_offset & !4095).min(map_len);
+                let to = match config.open_prefault_bytes {
+                    None => map_len,
+                    Some(window) => from
+                        .saturating_add(usize::try_from(window).unwrap_or(usize::MAX))
+                        .next_multiple_of(4096)
+                        .min(map_len),
+                };
                 // SAFETY: the range lies inside our mapping; POPULATE_WRITE keeps contents.
                 let rc = unsafe {
-                    libc::madvise(
-                        map.as_mut_ptr().add(from).cast(),
-                        map_len - from,
-                        MADV_POPULATE_WRITE,
-                    )
+                    libc::madvise(map.as_mut_ptr().add(from).cast(), to - from, MADV_POPULATE_WRITE)
                 };
-                (map, if rc == 0 { map_len } else { from })
+                (map, if rc == 0 { to } else { from })
             }
         };
         let max_entries = map_len / (frame_bytes(0) * config.index_interval as usize) + 1;
