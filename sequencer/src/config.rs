@@ -144,7 +144,7 @@ pub struct NodeConfig {
     /// applying records until the durable position advances.
     #[serde(default = "default_queue_bound")]
     pub max_held: usize,
-    /// Journal durability: none, batch, interval or interval:<us>.
+    /// Journal durability: `none`, `batch`, `interval` or `interval:<us>`.
     #[serde(default = "default_durability")]
     pub durability: String,
     /// Clock: "system", "ptp:/dev/ptpN" or "test".

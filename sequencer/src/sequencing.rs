@@ -162,7 +162,7 @@ impl SequencerAgent {
         Ok(1)
     }
 
-    /// One duty cycle: appends up to [`MAX_BATCH`] queued inputs as one published batch, or a
+    /// One duty cycle: appends up to `MAX_BATCH` queued inputs as one published batch, or a
     /// Tick when nothing was appended for the tick period. Returns the records appended.
     pub fn do_work(&mut self) -> Result<usize, String> {
         let mut n = 0;

@@ -8,7 +8,7 @@
 //! Why: with the structure proven field by field, parse + validate of a NewOrderSingle cost
 //! ~2,600 instructions, which kept `ordo bench fix` below its 5M msgs/s target.
 //!
-//! Soundness: a shape is recorded only from a message that [`compiled::parse_accepted`]
+//! Soundness: a shape is recorded only from a message that `compiled::parse_accepted`
 //! proved, field by field. A later message matches only if its tags are byte for byte those
 //! of the shape (so the same tag numbers, written the same way, in the same order, as many)
 //! and its MsgType is the same; then every structural check gives the same answer, and the
@@ -71,7 +71,7 @@ fn key(msg_type: &[u8]) -> Option<u16> {
     }
 }
 
-/// A connection's remembered shapes (~3 KiB, bounded: [`SHAPES`] of at most
+/// A connection's remembered shapes (~3 KiB, bounded: `SHAPES` (4) of at most
 /// `SHORT_MAX_FIELDS` fields each).
 #[derive(Debug, Default)]
 pub struct Shapes {
