@@ -660,6 +660,12 @@ mod tests {
             damage in proptest::option::of((0usize..2000, proptest::num::u8::ANY)),
             cut in proptest::option::of(0usize..2000),
             short_tags_only: bool,
+            // Appended bytes, some leaving the CheckSum's byte sum unchanged (mod 256).
+            tail in proptest::prop_oneof![
+                2 => Just(Vec::new()),
+                1 => Just(vec![0u8]),
+                1 => Just(b"1=\x01\x91".to_vec()),
+            ],
         ) {
             let mut fields = fields;
             if short_tags_only {
@@ -677,6 +683,8 @@ mod tests {
             if let Some(cut) = cut {
                 frame.truncate(cut % (frame.len() + 1));
             }
+            let pristine = pristine && tail.is_empty();
+            frame.extend_from_slice(&tail);
             let (mut short, mut general) = (Vec::new(), Vec::new());
             let tag = |_, head, start, _| tag_of_head(head).map(|(tag, digits)| (tag, start + digits));
             let short_ok = split_short(&frame, &mut short, tag);

@@ -340,6 +340,45 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// Raw damage to an order whose shape is remembered (any byte replaced, the frame cut
+        /// anywhere, bytes appended): judged as `parse` + `validate` judge it, never a panic.
+        #[test]
+        fn damaged_frames_of_a_known_shape_judge_like_parse_and_validate(
+            damage in proptest::option::of((0usize..400, proptest::num::u8::ANY)),
+            cut in proptest::option::of(0usize..400),
+            // Appended bytes; some that leave the CheckSum's byte sum unchanged (mod 256).
+            tail in proptest::prop_oneof![
+                proptest::collection::vec(proptest::num::u8::ANY, 0..3),
+                Just(vec![0u8]),
+                Just(vec![0x80u8, 0x80]),
+                Just(b"1=\x01\x91".to_vec()),
+            ],
+        ) {
+            let mut shapes = Shapes::default();
+            let mut fields = Vec::new();
+            let order = frame(&new_order());
+            prop_assert!(shapes.parse_valid(&order, &mut fields));
+            let mut m = order.clone();
+            if let Some((at, byte)) = damage {
+                let at = at % m.len();
+                m[at] = byte;
+            }
+            if let Some(cut) = cut {
+                m.truncate(cut % (m.len() + 1));
+            }
+            m.extend_from_slice(&tail);
+            let proven = shapes.parse_valid(&m, &mut fields);
+            let expected = reference(&m);
+            if proven {
+                prop_assert_eq!(Some(&fields), expected.as_ref());
+            }
+            prop_assert!(expected.is_none() || proven, "valid but not proven");
+            // The original is still proven by its shape afterwards.
+            prop_assert!(shapes.parse_valid(&order, &mut fields));
+        }
+    }
+
     /// The second order of a shape goes through the remembered shape (not the full proof),
     /// and a changed value there is still judged.
     #[test]
