@@ -212,11 +212,19 @@ pub(super) fn check_envelope(frame: &[u8], out: &[Field], sum: u32) -> Result<()
     let checksum = out[out.len() - 1];
     let checksum_field_start = checksum.start as usize - 3;
     let declared = &frame[out[1].start as usize..out[1].end as usize];
-    if declared.is_empty()
-        || declared.len() > 9
-        || !declared.iter().all(u8::is_ascii_digit)
-        || digits_value(declared) != (checksum_field_start - body_start) as u32
-    {
+    if declared.is_empty() || declared.len() > 9 {
+        return Err(Malformed::BodyLength);
+    }
+    // One pass: each byte a digit, the value accumulated (at most 9 digits: no overflow).
+    let mut length = 0u32;
+    for &c in declared {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return Err(Malformed::BodyLength);
+        }
+        length = length * 10 + u32::from(d);
+    }
+    if length != (checksum_field_start - body_start) as u32 {
         return Err(Malformed::BodyLength);
     }
     // The sum covers every byte before "10=": take the checksum field's own bytes back out.
