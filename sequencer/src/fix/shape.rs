@@ -120,26 +120,17 @@ impl Shapes {
                 scratch.checked_len += 1;
             }
         }
-        // A new shape of a known type replaces the old one (a flow that alternates two shapes
-        // of one type then proves each message in full: slower, never wrong).
-        let slot = match self.slots.iter().position(|s| s.msg_type == msg_type) {
-            Some(i) => i,
-            None => {
-                let i = self.next;
-                self.next = (self.next + 1) % SHAPES;
-                i
-            }
-        };
+        // Slots are taken in turn, whatever the type: two shapes of one type (limit and market
+        // orders, say) are both remembered; a fifth shape forgets the oldest.
+        let slot = self.next;
+        self.next = (self.next + 1) % SHAPES;
         std::mem::swap(&mut self.scratch, &mut self.slots[slot]);
         true
     }
 
-    /// The message if it has a remembered shape: tags compared, values checked. One loop
-    /// of its own (not `message::split_short`'s): the shape says where each tag ends and
-    /// how its value is checked, so a field costs a few loads and compares.
-    // Kept out of line and written as one plain loop over locals: inlined into `parse_valid`
-    // beside the full proof, or with its steps as closures, its state spilled to the stack
-    // (callgrind: ~75 instead of ~35 instructions per field).
+    /// The message if it has a remembered shape: tags compared, values checked. A loop of
+    /// its own (not `message::split_short`'s): the shape says where each tag ends and how
+    /// its value is checked, so a field costs a few loads and compares.
     #[inline(never)]
     fn parse_known(&mut self, frame: &[u8], out: &mut Vec<Field>) -> bool {
         let n = frame.len();
@@ -163,75 +154,96 @@ impl Shapes {
         let Some(msg_type) = frame.get(second + 4..third).and_then(key) else {
             return false;
         };
+        // Each remembered shape of this type in turn (a flow may send, say, limit and market
+        // orders): a shape that does not fit stops at the first tag that differs.
         let stamp = &mut self.stamp;
-        let Some(shape) = self.slots.iter().find(|s| s.msg_type == msg_type) else {
+        self.slots
+            .iter()
+            .filter(|s| s.msg_type == msg_type)
+            .any(|shape| parse_as(shape, frame, &sohs, sum, stamp, out))
+    }
+}
+
+/// The message if it has `shape`: tags compared, values checked, envelope checked (`sohs` and
+/// `sum` from [`Sohs::scan`] of `frame`, `stamp` the connection's last valid timestamp head).
+// One plain loop over locals, inlined into `parse_known` only (which is kept out of line):
+// inlined into `parse_valid` beside the full proof, or with its steps as closures, its state
+// spilled to the stack (callgrind: ~75 instead of ~35 instructions per field). As a call of
+// its own it cost ~80 instructions per message more, inlined here ~45 (the slot search).
+#[inline(always)]
+fn parse_as(
+    shape: &Shape,
+    frame: &[u8],
+    sohs: &Sohs,
+    sum: u32,
+    stamp: &mut Option<[u8; 17]>,
+    out: &mut Vec<Field>,
+) -> bool {
+    let n = frame.len();
+    let specs = &shape.fields[..shape.len.min(SHORT_MAX_FIELDS)];
+    out.clear();
+    out.reserve(SHORT_MAX_FIELDS);
+    let slots = &mut out.spare_capacity_mut()[..specs.len()];
+    let mut start = 0usize;
+    let mut index = 0usize;
+    let mut word = 0usize;
+    let mut bits = sohs.word(0);
+    // First the split, tags compared: no calls, so the loop's state stays in registers.
+    while index < specs.len() {
+        while bits == 0 {
+            word += 1;
+            if word >= sohs.words() {
+                return false; // fewer fields than the shape
+            }
+            bits = sohs.word(word);
+        }
+        let end = word * 64 + bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        let spec = &specs[index];
+        let Some(head) = frame.get(start..start + 4) else {
             return false;
         };
-        let specs = &shape.fields[..shape.len.min(SHORT_MAX_FIELDS)];
-        out.clear();
-        out.reserve(SHORT_MAX_FIELDS);
-        let slots = &mut out.spare_capacity_mut()[..specs.len()];
-        let mut start = 0usize;
-        let mut index = 0usize;
-        let mut word = 0usize;
-        let mut bits = sohs.word(0);
-        // First the split, tags compared: no calls, so the loop's state stays in registers.
-        while index < specs.len() {
-            while bits == 0 {
-                word += 1;
-                if word >= sohs.words() {
-                    return false; // fewer fields than the shape
-                }
-                bits = sohs.word(word);
-            }
-            let end = word * 64 + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let spec = &specs[index];
-            let Some(head) = frame.get(start..start + 4) else {
-                return false;
-            };
-            let head = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-            if head & spec.mask != spec.head {
-                return false;
-            }
-            // The tag's digits and '=' are not SOH: the '=' is before `end`. Every check
-            // rejects an empty value (the CheckSum's too, in the envelope), so that one is
-            // made here for all.
-            let eq = start + usize::from(spec.digits);
-            if eq + 1 >= end {
-                return false;
-            }
-            slots[index].write(Field {
-                tag: i64::from(spec.tag),
-                start: (eq + 1) as u32,
-                end: end as u32,
-            });
-            index += 1;
-            start = end + 1;
+        let head = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        if head & spec.mask != spec.head {
+            return false;
         }
-        if start != n {
-            return false; // more fields than the shape, or bytes after the last SOH
+        // The tag's digits and '=' are not SOH: the '=' is before `end`. Every check
+        // rejects an empty value (the CheckSum's too, in the envelope), so that one is
+        // made here for all.
+        let eq = start + usize::from(spec.digits);
+        if eq + 1 >= end {
+            return false;
         }
-        // SAFETY: the loop above wrote every one of the first `specs.len()` spare slots (at
-        // most `SHORT_MAX_FIELDS`, the room reserved), and `Field` is plain data.
-        unsafe { out.set_len(specs.len()) };
-        // Then the values that need more than "not empty".
-        let checked = &shape.checked[..shape.checked_len.min(SHORT_MAX_FIELDS)];
-        let values_ok = checked.iter().all(|&k| {
-            let k = usize::from(k);
-            match (out.get(k), specs.get(k)) {
-                (Some(f), Some(spec)) => frame.get(f.start as usize..f.end as usize).is_some_and(|value| {
-                    if spec.check.is_timestamp() {
-                        timestamp_ok(stamp, value)
-                    } else {
-                        spec.check.accepts(value)
-                    }
-                }),
-                _ => false,
-            }
+        slots[index].write(Field {
+            tag: i64::from(spec.tag),
+            start: (eq + 1) as u32,
+            end: end as u32,
         });
-        values_ok && message::check_envelope(frame, out, sum).is_ok()
+        index += 1;
+        start = end + 1;
     }
+    if start != n {
+        return false; // more fields than the shape, or bytes after the last SOH
+    }
+    // SAFETY: the loop above wrote every one of the first `specs.len()` spare slots (at
+    // most `SHORT_MAX_FIELDS`, the room reserved), and `Field` is plain data.
+    unsafe { out.set_len(specs.len()) };
+    // Then the values that need more than "not empty".
+    let checked = &shape.checked[..shape.checked_len.min(SHORT_MAX_FIELDS)];
+    let values_ok = checked.iter().all(|&k| {
+        let k = usize::from(k);
+        match (out.get(k), specs.get(k)) {
+            (Some(f), Some(spec)) => frame.get(f.start as usize..f.end as usize).is_some_and(|value| {
+                if spec.check.is_timestamp() {
+                    timestamp_ok(stamp, value)
+                } else {
+                    spec.check.accepts(value)
+                }
+            }),
+            _ => false,
+        }
+    });
+    values_ok && message::check_envelope(frame, out, sum).is_ok()
 }
 
 /// `timefmt::is_timestamp(value)`, the date and time judged only when they differ from the
@@ -377,6 +389,29 @@ mod tests {
             // The original is still proven by its shape afterwards.
             prop_assert!(shapes.parse_valid(&order, &mut fields));
         }
+    }
+
+    /// Two shapes of one MsgType (a limit and a market order) are both remembered, and each
+    /// is then proven by its shape.
+    #[test]
+    fn two_shapes_of_one_type_are_both_remembered() {
+        let mut shapes = Shapes::default();
+        let mut fields = Vec::new();
+        let limit = new_order();
+        let mut market = limit.clone();
+        market.retain(|(tag, _)| *tag != 44); // no Price
+        for (tag, value) in &mut market {
+            if *tag == 40 {
+                *value = "1".to_string(); // OrdType market
+            }
+        }
+        let (limit, market) = (frame(&limit), frame(&market));
+        assert!(shapes.parse_valid(&limit, &mut fields));
+        assert!(shapes.parse_valid(&market, &mut fields));
+        assert!(shapes.parse_known(&limit, &mut fields));
+        assert_eq!(reference(&limit), Some(fields.clone()));
+        assert!(shapes.parse_known(&market, &mut fields));
+        assert_eq!(reference(&market), Some(fields.clone()));
     }
 
     /// The second order of a shape goes through the remembered shape (not the full proof),
