@@ -85,22 +85,17 @@ impl Positions {
             std::fs::write(&aside, &header).map_err(|e| JournalError::io("write", &aside, e))?;
             std::fs::rename(&aside, &path).map_err(|e| JournalError::io("rename", &path, e))?;
         }
+        // Never created here: a new file was published whole above.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
             .open(&path)
             .map_err(|e| JournalError::io("open", &path, e))?;
         let len = file
             .metadata()
             .map_err(|e| JournalError::io("stat", &path, e))?
             .len();
-        let fresh = len == 0;
-        if fresh {
-            file.set_len(POSITIONS_BYTES as u64)
-                .map_err(|e| JournalError::io("resize", &path, e))?;
-        } else if len != POSITIONS_BYTES as u64 {
+        if len != POSITIONS_BYTES as u64 {
             return Err(JournalError::BadHeader {
                 path,
                 offset: 0,
@@ -111,8 +106,8 @@ impl Positions {
         // read it, through atomics.
         let mut map = unsafe { MmapOptions::new().len(POSITIONS_BYTES).map_mut(&file) }
             .map_err(|e| JournalError::io("mmap", &path, e))?;
-        if fresh || map[..8] != MAGIC {
-            // A fresh or unrecognisable file carries no information the segments do not have:
+        if map[..8] != MAGIC {
+            // An unrecognisable file carries no information the segments do not have:
             // recovery republishes every position from the segments.
             map.fill(0);
             map[..8].copy_from_slice(&MAGIC);

@@ -78,7 +78,7 @@ pub struct Shapes {
     slots: [Shape; SHAPES],
     /// Where a proof records its shape; swapped into a slot when the proof succeeds.
     scratch: Shape,
-    /// The slot a new message type takes next (round robin).
+    /// The slot the next newly proven shape takes (round robin, whatever its type).
     next: usize,
     /// The first 17 bytes (`YYYYMMDD-HH:MM:SS`) of the last timestamp found valid: a flow's
     /// SendingTime and TransactTime share them for a whole second, so the date and time need
@@ -166,10 +166,11 @@ impl Shapes {
 
 /// The message if it has `shape`: tags compared, values checked, envelope checked (`sohs` and
 /// `sum` from [`Sohs::scan`] of `frame`, `stamp` the connection's last valid timestamp head).
-// One plain loop over locals, inlined into `parse_known` only (which is kept out of line):
-// inlined into `parse_valid` beside the full proof, or with its steps as closures, its state
-// spilled to the stack (callgrind: ~75 instead of ~35 instructions per field). As a call of
-// its own it cost ~80 instructions per message more, inlined here ~45 (the slot search).
+// One plain loop over locals (not `split_short` with closures), inlined into `parse_known`,
+// which is kept out of line: inlined further up, beside the full proof, or written with
+// closures, its state spilled to the stack (callgrind: ~75 instead of ~35 instructions per
+// field). Trying each shape of the type costs ~45 instructions per message over a single
+// lookup; as a call of its own, parse_as cost ~80.
 #[inline(always)]
 fn parse_as(
     shape: &Shape,
