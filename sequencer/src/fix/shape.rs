@@ -71,7 +71,7 @@ fn key(msg_type: &[u8]) -> Option<u16> {
     }
 }
 
-/// A connection's remembered shapes (~3 KiB, bounded: `SHAPES` (4) of at most
+/// A connection's remembered shapes (~3.5 KiB, bounded: `SHAPES` (4) of at most
 /// `SHORT_MAX_FIELDS` fields each).
 #[derive(Debug, Default)]
 pub struct Shapes {
@@ -390,6 +390,52 @@ mod tests {
             // The original is still proven by its shape afterwards.
             prop_assert!(shapes.parse_valid(&order, &mut fields));
         }
+    }
+
+    /// The bound: `SHAPES` shapes are remembered; one more forgets the oldest, which is then
+    /// proven in full again (and still accepted). The whole cache stays within 4 KiB.
+    #[test]
+    fn a_fifth_shape_forgets_the_oldest() {
+        assert!(
+            std::mem::size_of::<Shapes>() <= 4096,
+            "{}",
+            std::mem::size_of::<Shapes>()
+        );
+        let mut shapes = Shapes::default();
+        let mut fields = Vec::new();
+        // Five shapes of NewOrderSingle: the order without, then with, one optional field.
+        let base = new_order();
+        let frames: Vec<Vec<u8>> = [
+            None,
+            Some((58, "a")),
+            Some((21, "1")),
+            Some((18, "G")),
+            Some((100, "X")),
+        ]
+        .into_iter()
+        .map(|extra| {
+            let mut f = base.clone();
+            f.extend(extra.map(|(t, v)| (t, v.to_string())));
+            frame(&f)
+        })
+        .collect();
+        assert_eq!(frames.len(), SHAPES + 1);
+        for f in &frames[..SHAPES] {
+            assert!(shapes.parse_valid(f, &mut fields));
+        }
+        for f in &frames[..SHAPES] {
+            assert!(shapes.parse_known(f, &mut fields), "remembered");
+        }
+        assert!(shapes.parse_valid(&frames[SHAPES], &mut fields));
+        assert!(shapes.parse_known(&frames[SHAPES], &mut fields));
+        assert!(
+            !shapes.parse_known(&frames[0], &mut fields),
+            "the oldest is forgotten"
+        );
+        assert!(
+            shapes.parse_valid(&frames[0], &mut fields),
+            "and proven in full again"
+        );
     }
 
     /// Two shapes of one MsgType (a limit and a market order) are both remembered, and each
