@@ -281,6 +281,14 @@ impl FieldCheck {
         self.kind == 2 + KIND_TIMESTAMP as u8
     }
 
+    /// A one-byte enumeration's set of allowed bytes (its whole check), else None.
+    pub(super) fn byte_set(self) -> Option<&'static [u64; 4]> {
+        match compiled().fields.get(usize::from(self.field)) {
+            Some(FieldRule::Byte(set)) if self.kind == 2 + KIND_BYTE as u8 => Some(set),
+            _ => None,
+        }
+    }
+
     /// Whether `value` passes.
     #[inline(always)]
     pub(super) fn accepts(self, value: &[u8]) -> bool {

@@ -173,7 +173,7 @@ pub struct Session {
     scratch: Vec<u8>,
     fields: Vec<Field>,
     /// This connection's remembered message shapes (parse + validate in one pass for a
-    /// message shaped like one proven before); boxed, ~3.5 KiB.
+    /// message shaped like one proven before); boxed, ~5 KiB.
     shapes: Box<Shapes>,
     origin: (u64, u32),
 }

@@ -186,13 +186,35 @@ pub fn timestamp_head_ok(head: &[u8; 17]) -> bool {
 
 /// The second half of [`is_timestamp`]: whether what follows the first 17 bytes is nothing
 /// or a fraction of 3, 6 or 9 digits.
-#[inline]
+#[inline(always)]
 pub fn timestamp_fraction_ok(b: &[u8]) -> bool {
+    // Byte 17 must be '.' (compared alone: no XOR trick maps '.' and only '.' to a digit);
+    // the digits after it are tested together, a word at a time (SWAR, as
+    // `timestamp_head_ok`): ~10 instructions instead of a loop per digit.
     match b.len() {
         17 => true,
-        21 | 24 | 27 => b[17] == b'.' && b[18..].iter().all(u8::is_ascii_digit),
+        21 => b[17] == b'.' && all_digits_u32(u32::from_le_bytes([b'0', b[18], b[19], b[20]])),
+        24 | 27 => {
+            // Bytes 16..24 with byte 16 (the seconds' last digit: the head's to judge) and
+            // the '.' as '0'.
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&b[16..24]);
+            word[0] = b'0';
+            word[1] = b'0';
+            b[17] == b'.'
+                && all_digits(u64::from_le_bytes(word))
+                && (b.len() == 24 || all_digits_u32(u32::from_le_bytes([b[23], b[24], b[25], b[26]])))
+        }
         _ => false,
     }
+}
+
+/// [`all_digits`] for four bytes.
+#[inline]
+fn all_digits_u32(x: u32) -> bool {
+    const HIGH: u32 = 0xf0f0_f0f0;
+    const THREES: u32 = 0x3030_3030;
+    x & HIGH == THREES && (x + 0x0606_0606) & HIGH == THREES
 }
 
 /// Whether all eight bytes of `x` are ASCII digits: each byte's high nibble is 3, and stays 3
@@ -323,8 +345,11 @@ mod tests {
     /// agrees with the parser (the digit test's edges: '/', ':', '?', bytes >= 0x80).
     #[test]
     fn one_bad_byte_is_judged_like_the_parser() {
-        for len in [17, 21, 24] {
-            for valid in [&b"20261125-23:59:60.123456"[..], b"20240229-00:00:00.000000"] {
+        for len in [17, 21, 24, 27] {
+            for valid in [
+                &b"20261125-23:59:60.123456789"[..],
+                b"20240229-00:00:00.000000000",
+            ] {
                 for at in 0..len {
                     for byte in 0..=255u8 {
                         let mut ts = valid[..len].to_vec();
