@@ -420,6 +420,51 @@ mod tests {
         }
     }
 
+    /// Every one-byte change of a timestamp in a message of a remembered shape, with the
+    /// connection's last valid date and time those of the unchanged message (so the change
+    /// meets the cached comparison, byte 16 included), with fractions of 0, 3, 6 and 9
+    /// digits: judged as `parse` + `validate` judge it.
+    #[test]
+    fn every_one_byte_change_of_a_cached_timestamp_judges_like_parse_and_validate() {
+        let mut fields = Vec::new();
+        for fraction in ["", ".123", ".123456", ".123456789"] {
+            let mut order = new_order();
+            for (tag, value) in &mut order {
+                if *tag == 52 || *tag == 60 {
+                    *value = format!("20261125-10:00:59{fraction}");
+                }
+            }
+            let original = frame(&order);
+            let mut shapes = Shapes::default();
+            for tag in [52, 60] {
+                let at = order.iter().position(|(t, _)| *t == tag).expect("stamped");
+                for i in 0..order[at].1.len() {
+                    for byte in 0..=255u8 {
+                        let mut changed = order.clone();
+                        let mut value = changed[at].1.clone().into_bytes();
+                        value[i] = byte;
+                        changed[at].1 = String::from_utf8_lossy(&value).into_owned();
+                        if changed[at].1.len() != order[at].1.len() {
+                            continue; // (a byte that is not UTF-8 on its own)
+                        }
+                        let m = frame(&changed);
+                        assert!(shapes.parse_valid(&original, &mut fields));
+                        let proven = shapes.parse_valid(&m, &mut fields);
+                        let expected = reference(&m);
+                        if proven {
+                            assert_eq!(Some(&fields), expected.as_ref(), "{tag} byte {i} = {byte}");
+                        }
+                        let soh = byte == 1;
+                        assert!(
+                            expected.is_none() || proven || soh,
+                            "{tag} byte {i} = {byte}: valid, not proven"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// The bound: `SHAPES` shapes are remembered; one more forgets the oldest, which is then
     /// proven in full again (and still accepted). The whole cache stays within 6 KiB.
     #[test]
