@@ -219,10 +219,10 @@ pub(super) fn check_envelope(frame: &[u8], out: &[Field], sum: u32) -> Result<()
 /// remembered shape's): BodyLength's value and the CheckSum.
 #[inline]
 pub(super) fn check_body_length_and_checksum(frame: &[u8], out: &[Field], sum: u32) -> Result<(), Malformed> {
-    debug_assert!(out.len() >= 4 && out[1].tag == 9 && out[out.len() - 1].tag == 10);
     if out.len() < 4 {
         return Err(Malformed::BadEnvelope);
     }
+    debug_assert!(out[1].tag == 9 && out[out.len() - 1].tag == 10);
     // BodyLength: bytes after the SOH that ends 9= up to and including the SOH before 10=.
     let body_start = out[1].end as usize + 1;
     let checksum = out[out.len() - 1];
