@@ -9,13 +9,15 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use ordo_engine::Admin;
 use ordo_engine::command::AccountLimits;
+use ordo_engine::{Admin, Command};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::catalog::{ADDED_INSTRUMENTS_MAX, InstrumentInfo};
+use crate::config::InstrumentSettings;
 use crate::node::NodeHandle;
 
 /// The socket's file name in the data directory.
@@ -94,9 +96,91 @@ fn parse_limits(args: &[&str]) -> Result<AccountLimits, String> {
     Ok(l)
 }
 
+/// The settings of `add SYMBOL tick=T reference=R [key=value...]` (keys as in the
+/// configuration file's `[[instruments]]`).
+fn parse_instrument(symbol: &str, args: &[&str]) -> Result<InstrumentSettings, String> {
+    let mut pairs = Vec::new();
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| format!("expected key=value, got {a:?}"))?;
+        pairs.push((k, v));
+    }
+    let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let (Some(tick), Some(reference)) = (get("tick"), get("reference")) else {
+        return Err("add needs tick=DECIMAL and reference=DECIMAL".into());
+    };
+    let mut i = InstrumentSettings::new(symbol, tick, reference);
+    for (k, v) in &pairs {
+        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("{k}: not a number: {v:?}"));
+        let bps = |v: &str| u32::try_from(num(v)?).map_err(|_| format!("{k}: too large: {v}"));
+        match *k {
+            "tick" | "reference" => {}
+            "min_price" => i.min_price = v.to_string(),
+            "max_price" => i.max_price = v.to_string(),
+            "collar_bps" => i.collar_bps = bps(v)?,
+            "breaker_bps" => i.breaker_bps = bps(v)?,
+            "breaker_window_s" => i.breaker_window_s = num(v)?,
+            "breaker_halt_s" => i.breaker_halt_s = num(v)?,
+            other => return Err(format!("unknown instrument setting {other:?}")),
+        }
+    }
+    Ok(i)
+}
+
+/// `add SYMBOL ...`: checks the instrument as the engine will (so that the engine cannot
+/// refuse what the journal then holds), sequences its definition and its reference price, and
+/// publishes it to the gateway once the engine holds it. Adds are serialised: the id is
+/// chosen first.
+async fn add_instrument(node: &NodeHandle, symbol: &str, args: &[&str]) -> Result<u64, String> {
+    let settings = parse_instrument(symbol, args)?;
+    let _adding = node.adding.lock().await;
+    let catalog = &node.catalog;
+    if catalog.instrument_id(symbol.as_bytes()).is_some() {
+        return Err(format!("instrument {symbol} exists"));
+    }
+    let id = catalog.next_added_id().ok_or_else(|| {
+        format!(
+            "no room for another instrument: {ADDED_INSTRUMENTS_MAX} were added to this journal (the bound)"
+        )
+    })?;
+    let info = InstrumentInfo::from_settings(id, &settings)?;
+    let spec = info.spec;
+    let config = catalog.engine_config();
+    let width = i128::from(spec.max_price) - i128::from(spec.min_price) + 1;
+    if width < 1 || width > i128::from(config.max_ladder_ticks) {
+        return Err(format!(
+            "{symbol}: min_price..max_price is {width} ticks; between 1 and {} allowed",
+            config.max_ladder_ticks
+        ));
+    }
+    if spec.collar_bps > 10_000 {
+        return Err(format!("{symbol}: collar_bps above 10000"));
+    }
+    if spec.breaker_bps > 0 && (spec.breaker_window_ns == 0 || spec.breaker_halt_ns == 0) {
+        return Err(format!(
+            "{symbol}: a breaker needs breaker_window_s and breaker_halt_s above 0"
+        ));
+    }
+    let seq = node.admin(Admin::UpsertInstrument(spec)).await?;
+    node.sequence(Command::ReferencePrice {
+        instrument: id,
+        price: info.reference_ticks,
+    })
+    .await?;
+    catalog.publish_added(info)?;
+    Ok(seq)
+}
+
 /// Parses and runs one command.
 async fn execute(node: &NodeHandle, line: &str) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
+    if let ["add", symbol, rest @ ..] = words.as_slice() {
+        return match add_instrument(node, symbol, rest).await {
+            Ok(seq) => format!("OK seq={seq}"),
+            Err(e) => format!("ERROR {e}"),
+        };
+    }
     let catalog = &node.catalog;
     let instrument = |s: &str| {
         catalog
@@ -127,7 +211,7 @@ async fn execute(node: &NodeHandle, line: &str) -> String {
             })
         }),
         _ => Err(format!(
-            "unknown command {line:?} (halt SYM | resume SYM | kill ACCOUNT on|off | limits ACCOUNT key=value... | ping)"
+            "unknown command {line:?} (halt SYM | resume SYM | kill ACCOUNT on|off | limits ACCOUNT key=value... | add SYM tick=T reference=R [key=value...] | ping)"
         )),
     };
     match command {

@@ -95,6 +95,25 @@ pub struct InstrumentSettings {
     pub breaker_halt_s: u64,
 }
 
+impl InstrumentSettings {
+    /// An instrument with the configuration file's defaults for everything but its symbol,
+    /// tick and reference price (as `ordo admin add` starts from), except that its lowest
+    /// price is one tick (the file's default, 0.01, is no multiple of a coarser tick).
+    pub fn new(symbol: &str, tick: &str, reference: &str) -> Self {
+        InstrumentSettings {
+            symbol: symbol.to_string(),
+            tick: tick.to_string(),
+            reference: reference.to_string(),
+            min_price: tick.to_string(),
+            max_price: default_max_price(),
+            collar_bps: default_collar(),
+            breaker_bps: 0,
+            breaker_window_s: default_breaker_window(),
+            breaker_halt_s: default_breaker_halt(),
+        }
+    }
+}
+
 fn default_min_price() -> String {
     "0.01".into()
 }

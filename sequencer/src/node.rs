@@ -5,19 +5,20 @@
 //! queue -> sequencer thread (stamp, append, publish) -> journal -> engine thread (apply) ->
 //! held until durable -> bounded channel -> router (ExecutionReport, stored, written).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ordo_engine::Reason;
+use ordo_engine::command::InstrumentSpec;
+use ordo_engine::{Admin, Command, Reason};
 use ordo_journal::{Durability, JournalConfig, JournalReader, JournalWriter};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, InstrumentInfo};
 use crate::clock::{self, Stamper};
 use crate::config::NodeConfig;
 use crate::echo::EchoApp;
@@ -73,11 +74,15 @@ pub async fn run_echo(cfg: NodeConfig, listener: TcpListener, shutdown: watch::R
 struct JournalScan {
     /// Per session, the last inbound MsgSeqNum journaled since its last reset.
     last_inbound: Vec<u64>,
+    /// Instruments added by operators (ids from `configured` on), the last definition of
+    /// each id.
+    added: BTreeMap<u32, InstrumentSpec>,
 }
 
-fn scan_journal(dir: &Path, sessions: usize) -> Result<JournalScan, String> {
+fn scan_journal(dir: &Path, sessions: usize, configured: usize) -> Result<JournalScan, String> {
     let mut scan = JournalScan {
         last_inbound: vec![0; sessions],
+        added: BTreeMap::new(),
     };
     if !dir.exists() {
         return Ok(scan);
@@ -94,6 +99,14 @@ fn scan_journal(dir: &Path, sessions: usize) -> Result<JournalScan, String> {
         let event: Event =
             rkyv::deserialize::<Event, rkyv::rancor::Error>(event).map_err(|e| e.to_string())?;
         match event {
+            Event::Command {
+                command: Command::Admin(Admin::UpsertInstrument(spec)),
+                ..
+            } => {
+                if spec.id as usize >= configured {
+                    scan.added.insert(spec.id, spec);
+                }
+            }
             Event::Command { session, msg_seq, .. } | Event::StatusRequest { session, msg_seq, .. } => {
                 if let Some(s) = scan.last_inbound.get_mut(session as usize) {
                     *s = (*s).max(msg_seq);
@@ -140,21 +153,30 @@ pub struct NodeHandle {
     pub catalog: Arc<Catalog>,
     /// Pending operator results.
     pub admin: Arc<Mutex<AdminResults>>,
+    /// Held while an instrument is added: its id is chosen before it is sequenced, so two
+    /// adds must not overlap.
+    pub adding: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl NodeHandle {
-    /// Sequences an operator command and waits for the engine's answer.
-    pub async fn admin(&self, command: ordo_engine::Admin) -> Result<u64, String> {
+    /// Sequences a command from the operator; returns its journal sequence number once it is
+    /// journaled (for commands the engine answers only when it rejects them).
+    pub async fn sequence(&self, command: Command) -> Result<u64, String> {
         let (seq_tx, seq_rx) = oneshot::channel();
         let event = Event::Command {
             session: self.catalog.admin_session(),
             msg_seq: 0,
-            command: ordo_engine::Command::Admin(command),
+            command,
         };
         self.inbound
             .try_send(Inbound::Tracked(event, seq_tx))
             .map_err(|_| "sequencer queue full or stopped".to_string())?;
-        let seq = seq_rx.await.map_err(|_| "sequencer stopped".to_string())?;
+        seq_rx.await.map_err(|_| "sequencer stopped".to_string())
+    }
+
+    /// Sequences an operator command and waits for the engine's answer.
+    pub async fn admin(&self, command: ordo_engine::Admin) -> Result<u64, String> {
+        let seq = self.sequence(Command::Admin(command)).await?;
         let rx = {
             let mut a = self.admin.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(r) = a.early.remove(&seq) {
@@ -207,7 +229,20 @@ pub async fn run(
     }
     // Scanned only now: opening the writer truncates a torn tail (a crash inside a record's
     // copy), which a reader would report as damage.
-    let scan = scan_journal(&journal_dir, catalog.sessions.len())?;
+    let scan = scan_journal(&journal_dir, catalog.sessions.len(), catalog.configured().len())?;
+    // Instruments operators added in earlier runs: the engine replays their definitions from
+    // the journal, the gateway learns their symbols here, before it accepts a connection.
+    for spec in scan.added.values() {
+        let info = InstrumentInfo::from_spec(spec).ok_or_else(|| {
+            format!(
+                "journal: added instrument {} has a symbol that is not UTF-8",
+                spec.id
+            )
+        })?;
+        catalog
+            .publish_added(info)
+            .map_err(|e| format!("journal: an added instrument does not fit the configuration: {e}"))?;
+    }
     let positions = Arc::clone(writer.positions());
     let journal_last = writer.last_seq();
     let stamper = Stamper::new(clock::open(&cfg.clock)?, writer.last_timestamp_ns());
@@ -298,6 +333,7 @@ pub async fn run(
         inbound: inbound_tx.clone(),
         catalog: Arc::clone(&catalog),
         admin: Arc::default(),
+        adding: Arc::default(),
     };
     let limits = limits(&cfg);
     let router = {

@@ -451,6 +451,120 @@ fn admin_halt_and_resume_are_sequenced() {
     assert_eq!((code, answer.as_str()), (Some(1), "ERROR bad token"));
 }
 
+fn admin(dir: &std::path::Path, cmd: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(ordo_bin())
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(cmd)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+fn limit_order(c: &mut FixClient, symbol: &str, clordid: &str, account: &str, side: &str, price: &str) {
+    c.send(
+        "D",
+        &[
+            (11, clordid),
+            (1, account),
+            (21, "1"),
+            (55, symbol),
+            (54, side),
+            (60, "20261124-00:00:00"),
+            (38, "10"),
+            (40, "2"),
+            (44, price),
+            (59, "1"),
+        ],
+    );
+}
+
+/// `ordo admin add` puts a new instrument into a running node: refused before, it trades
+/// after (with its own tick), it survives a restart (its definition is in the journal), a
+/// second add of the same symbol and bad settings are refused, and the bound
+/// (ADDED_INSTRUMENTS_MAX, 16) answers an error.
+#[test]
+fn admin_add_instrument_trades_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let port = node.port;
+    let mut c = logged_on(port, 3);
+    limit_order(&mut c, "EEE", "e0", "ACC3", "1", "20.05");
+    let m = c.expect(T);
+    assert_eq!(
+        (m.get(150), m.get(39)),
+        (Some("8"), Some("8")),
+        "unknown before: {m}"
+    );
+
+    let (code, answer) = admin(dir.path(), &["add", "EEE", "tick=0.05", "reference=20.00"]);
+    assert_eq!(code, Some(0), "{answer}");
+    assert!(answer.starts_with("OK seq="), "{answer}");
+    // Its tick is 0.05: 20.02 is refused, 20.05 rests; a crossing sell trades with it.
+    limit_order(&mut c, "EEE", "e1", "ACC3", "1", "20.02");
+    let m = c.expect(T);
+    assert_eq!(m.get(150), Some("8"), "not a tick multiple: {m}");
+    limit_order(&mut c, "EEE", "e2", "ACC3", "1", "20.05");
+    let m = c.expect(T);
+    assert_eq!((m.get(150), m.get(55)), (Some("0"), Some("EEE")), "{m}");
+    let mut seller = logged_on(port, 4);
+    limit_order(&mut seller, "EEE", "s1", "ACC4", "2", "20.05");
+    let fill = loop {
+        let m = seller.expect(T);
+        if m.get(150) == Some("F") {
+            break m;
+        }
+    };
+    assert_eq!(
+        (fill.get(31), fill.get(32)),
+        (Some("20.05"), Some("10")),
+        "{fill}"
+    );
+
+    let (code, answer) = admin(dir.path(), &["add", "EEE", "tick=0.01", "reference=1"]);
+    assert_eq!((code, answer.as_str()), (Some(1), "ERROR instrument EEE exists"));
+    let (code, answer) = admin(dir.path(), &["add", "FFF", "tick=0.05", "reference=20.01"]);
+    assert_eq!(code, Some(1), "{answer}");
+    assert!(answer.contains("not a positive multiple of the tick"), "{answer}");
+    let (code, answer) = admin(dir.path(), &["add", "FFF", "tick=0.05"]);
+    assert_eq!(code, Some(1), "{answer}");
+    assert!(answer.contains("reference"), "{answer}");
+    drop(c);
+    drop(seller);
+    assert!(node.terminate().success());
+
+    // After a restart the node knows EEE from its journal: the resting order and the trade
+    // are there, and new orders are accepted.
+    let node = Node::start_on(dir.path(), port, &[]);
+    let mut c = logged_on(port, 3);
+    limit_order(&mut c, "EEE", "e3", "ACC3", "1", "19.95");
+    let m = c.expect(T);
+    assert_eq!(
+        (m.get(150), m.get(55)),
+        (Some("0"), Some("EEE")),
+        "after restart: {m}"
+    );
+    // The bound: 15 more fit, the next is refused with the reason.
+    for k in 0..15 {
+        let symbol = format!("X{k:02}");
+        let (code, answer) = admin(dir.path(), &["add", &symbol, "tick=0.01", "reference=10"]);
+        assert_eq!(code, Some(0), "{symbol}: {answer}");
+    }
+    let (code, answer) = admin(dir.path(), &["add", "X15", "tick=0.01", "reference=10"]);
+    assert_eq!(code, Some(1), "{answer}");
+    assert!(answer.contains("no room for another instrument"), "{answer}");
+    limit_order(&mut c, "X14", "x1", "ACC3", "1", "10.00");
+    let m = c.expect(T);
+    assert_eq!((m.get(150), m.get(55)), (Some("0"), Some("X14")), "{m}");
+    drop(c);
+    assert!(node.terminate().success());
+    journal_verifies(dir.path());
+}
+
 #[test]
 fn market_data_feed_moves_the_reference_price() {
     let dir = tempfile::tempdir().unwrap();

@@ -115,7 +115,9 @@ pub struct AdminArgs {
     #[arg(long, default_value = "ordo-data")]
     pub data_dir: PathBuf,
     /// The command: `halt SYM`, `resume SYM`, `kill ACCOUNT on|off`,
-    /// `limits ACCOUNT max_order_qty=N max_order_notional=N max_open_orders=N max_position=N credit_limit=N`, `ping`.
+    /// `limits ACCOUNT max_order_qty=N max_order_notional=N max_open_orders=N max_position=N credit_limit=N`,
+    /// `add SYM tick=DECIMAL reference=DECIMAL [min_price= max_price= collar_bps= breaker_bps=
+    /// breaker_window_s= breaker_halt_s=]`, `ping`.
     #[arg(required = true, num_args = 1..)]
     pub command: Vec<String>,
 }
