@@ -1,6 +1,6 @@
 //! Node configuration: a TOML file, or the embedded defaults (`ordo node` with no file).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -29,6 +29,10 @@ pub struct SessionSettings {
     pub sender_comp_id: String,
     /// The client's CompID.
     pub target_comp_id: String,
+    /// Source addresses the session may connect from; empty (the default): any. A
+    /// connection from elsewhere that names this session is closed before its Logon is read.
+    #[serde(default)]
+    pub allowed_addresses: Vec<IpAddr>,
     /// Logon Username (553), checked with `password` when set.
     #[serde(default)]
     pub username: Option<String>,

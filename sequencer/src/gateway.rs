@@ -9,6 +9,7 @@
 //! log line, and the other sessions never wait for it).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -66,6 +67,8 @@ pub struct Slot {
     /// The connection passed its bound of unsent output: close it at once, even with output
     /// unwritten (the client does not read).
     pub slow: bool,
+    /// Source addresses it may connect from (empty: any).
+    pub allowed_addresses: Vec<IpAddr>,
     conn: Option<ConnHandle>,
 }
 
@@ -94,6 +97,7 @@ impl Slot {
             pending: Vec::new(),
             close: false,
             slow: false,
+            allowed_addresses: Vec::new(),
             conn: None,
         }
     }
@@ -215,7 +219,8 @@ impl Gateway {
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
                         let _ = socket.set_nodelay(true);
-                        gw.connection(socket, shutdown).await;
+                        // Canonical: an IPv4 client of a dual-stack listener is compared as IPv4.
+                        gw.connection(socket, peer.ip().to_canonical(), shutdown).await;
                         gw.connections.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
@@ -227,7 +232,7 @@ impl Gateway {
         }
     }
 
-    async fn connection(&self, mut socket: TcpStream, mut shutdown: watch::Receiver<bool>) {
+    async fn connection(&self, mut socket: TcpStream, peer: IpAddr, mut shutdown: watch::Receiver<bool>) {
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed) as u64;
         let wake = Arc::new(Notify::new());
         let mut buf: Vec<u8> = Vec::with_capacity(self.limits.max_message_bytes * 2);
@@ -244,7 +249,7 @@ impl Gateway {
                         Ok(0) | Err(_) => break 'conn,
                         Ok(n) => {
                             buf.extend_from_slice(&read_chunk[..n]);
-                            close = self.frames(&mut buf, &mut slot, conn_id, &wake);
+                            close = self.frames(&mut buf, &mut slot, conn_id, peer, &wake);
                         }
                     }
                 }
@@ -353,6 +358,7 @@ impl Gateway {
         buf: &mut Vec<u8>,
         slot: &mut Option<Arc<Mutex<Slot>>>,
         conn_id: u64,
+        peer: IpAddr,
         wake: &Arc<Notify>,
     ) -> bool {
         let mut consumed = 0;
@@ -377,7 +383,7 @@ impl Gateway {
                     let frame = &buf[consumed + start..consumed + end];
                     consumed += end;
                     if slot.is_none() {
-                        match self.bind(frame, conn_id, wake) {
+                        match self.bind(frame, conn_id, peer, wake) {
                             Some(s) => *slot = Some(s),
                             None => {
                                 close = true;
@@ -406,8 +412,9 @@ impl Gateway {
     }
 
     /// Finds the session of a connection's first message (by its CompIDs, reversed) and binds
-    /// the connection to it. None (close) if unknown or already connected.
-    fn bind(&self, frame: &[u8], conn_id: u64, wake: &Arc<Notify>) -> Option<Arc<Mutex<Slot>>> {
+    /// the connection to it. None (close) if unknown, not allowed from `peer`, or already
+    /// connected.
+    fn bind(&self, frame: &[u8], conn_id: u64, peer: IpAddr, wake: &Arc<Notify>) -> Option<Arc<Mutex<Slot>>> {
         let mut fields = Vec::new();
         if message::parse(frame, &mut fields).is_err() {
             tracing::info!(conn = conn_id, "first message is not valid FIX: closing");
@@ -429,6 +436,15 @@ impl Gateway {
             return None;
         };
         let mut g = lock(s);
+        if !g.allowed_addresses.is_empty() && !g.allowed_addresses.contains(&peer) {
+            tracing::warn!(
+                conn = conn_id,
+                session = g.id,
+                %peer,
+                "connection from an address the session does not allow: closing"
+            );
+            return None;
+        }
         if g.conn.is_some() {
             tracing::info!(
                 conn = conn_id,

@@ -58,12 +58,14 @@ pub async fn run_echo(cfg: NodeConfig, listener: TcpListener, shutdown: watch::R
     let mut registry = Registry::default();
     for (i, s) in cfg.sessions.iter().enumerate() {
         let session = Session::new(session_config(s), 1, 1);
-        registry.add(Slot::new(
+        let mut slot = Slot::new(
             i as u32,
             session,
             Box::new(MemoryStore::default()),
             Box::new(EchoApp::default()),
-        ));
+        );
+        slot.allowed_addresses = s.allowed_addresses.clone();
+        registry.add(slot);
     }
     let gateway = Gateway::new(Arc::new(registry), limits(&cfg));
     gateway.serve(listener, shutdown).await;
@@ -282,7 +284,9 @@ pub async fn run(
         let session = Session::new(session_config(s), state.next_sender, next_target);
         high_water.push(state.high_water);
         let app = NodeApp::new(i as u32, Arc::clone(&catalog), inbound_tx.clone());
-        registry.add(Slot::new(i as u32, session, Box::new(store), Box::new(app)));
+        let mut slot = Slot::new(i as u32, session, Box::new(store), Box::new(app));
+        slot.allowed_addresses = s.allowed_addresses.clone();
+        registry.add(slot);
     }
     let registry = Arc::new(registry);
 

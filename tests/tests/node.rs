@@ -654,6 +654,39 @@ fn unknown_comp_id_is_disconnected_without_answer() {
     after(node, h);
 }
 
+/// A session's address allow-list: a connection from an address not on it is closed
+/// without an answer, even with the right password; a session that allows the address logs
+/// on from it; the others are unaffected.
+#[test]
+fn address_not_on_the_allow_list_is_disconnected_without_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = |name: &str, allowed: &str| {
+        format!(
+            "[[session]]\nsender_comp_id = \"ORDO\"\ntarget_comp_id = \"{name}\"\nusername = \"{name}\"\n\
+             password = \"demo\"\naccounts = [\"ACC{name}\"]\nallowed_addresses = [{allowed}]\n"
+        )
+    };
+    let text = format!(
+        "{}\n{}\n{}",
+        ordo_sequencer::config::DEFAULT_CONFIG,
+        session("FAR", "\"10.9.9.9\""),
+        session("NEAR", "\"10.9.9.9\", \"127.0.0.1\"")
+    );
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, text).unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let h = logged_on(node.port, 8);
+    let mut far = FixClient::connect(node.port, "FAR", "ORDO").unwrap();
+    far.send("A", &[(98, "0"), (108, "30"), (553, "FAR"), (554, "demo")]);
+    let (closed, seen) = far.closed_within(T);
+    assert!(closed && seen.is_empty(), "{seen:?}");
+    let mut near = FixClient::connect(node.port, "NEAR", "ORDO").unwrap();
+    let answer = near.logon("NEAR", "demo", true);
+    assert_eq!(answer.msg_type(), "A", "{answer}");
+    healthy(&mut near);
+    after(node, h);
+}
+
 #[test]
 fn message_before_logon_is_disconnected() {
     let (_d, node, h) = bad_input_setup();
