@@ -132,8 +132,9 @@ impl InstrumentInfo {
         let min_price = ticks_of(&i.min_price, "min_price")?;
         let max_price = ticks_of(&i.max_price, "max_price")?;
         let reference_ticks = ticks_of(&i.reference, "reference")?;
-        if i.symbol.is_empty() || !i.symbol.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!("symbol {:?}: printable ASCII, not empty", i.symbol));
+        // A FIX value: printable ASCII (spaces allowed, "BRK B"), never SOH or other controls.
+        if i.symbol.trim().is_empty() || !i.symbol.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+            return Err(format!("symbol {:?}: printable ASCII, not blank", i.symbol));
         }
         let symbol = Symbol::from_text(&i.symbol)
             .ok_or_else(|| format!("symbol {} longer than 32 bytes", i.symbol))?;
