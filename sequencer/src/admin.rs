@@ -129,8 +129,9 @@ fn parse_instrument(symbol: &str, args: &[&str]) -> Result<InstrumentSettings, S
 }
 
 /// `add SYMBOL ...`: checks the instrument as the engine will (so that the engine cannot
-/// refuse what the journal then holds), sequences its definition and its reference price, and
-/// publishes it to the gateway once the engine holds it. Adds are serialised: the id is
+/// refuse what the journal then holds), sequences its definition and, right behind it, its
+/// reference price, and publishes it to the gateway once the engine holds it (so the running
+/// node agrees with what a restart finds in the journal). Adds are serialised: the id is
 /// chosen first.
 async fn add_instrument(node: &NodeHandle, symbol: &str, args: &[&str]) -> Result<u64, String> {
     let settings = parse_instrument(symbol, args)?;
@@ -162,13 +163,22 @@ async fn add_instrument(node: &NodeHandle, symbol: &str, args: &[&str]) -> Resul
             "{symbol}: a breaker needs breaker_window_s and breaker_halt_s above 0"
         ));
     }
-    let seq = node.admin(Admin::UpsertInstrument(spec)).await?;
-    node.sequence(Command::ReferencePrice {
-        instrument: id,
-        price: info.reference_ticks,
-    })
-    .await?;
+    let seq = node
+        .sequence(Command::Admin(Admin::UpsertInstrument(spec)))
+        .await?;
+    // The reference price right behind the definition: the engine applies both before any
+    // order can name the symbol (the gateway learns it only below).
+    let reference = node
+        .sequence(Command::ReferencePrice {
+            instrument: id,
+            price: info.reference_ticks,
+        })
+        .await;
+    node.admin_result(seq).await?;
+    // Published once the engine holds it, as a restart finds it in the journal.
     catalog.publish_added(info)?;
+    reference
+        .map_err(|e| format!("{symbol} added (seq={seq}), but its reference price was not sequenced: {e}"))?;
     Ok(seq)
 }
 

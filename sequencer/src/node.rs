@@ -179,17 +179,22 @@ impl NodeHandle {
     /// Sequences an operator command and waits for the engine's answer.
     pub async fn admin(&self, command: ordo_engine::Admin) -> Result<u64, String> {
         let seq = self.sequence(Command::Admin(command)).await?;
+        self.admin_result(seq).await.map(|()| seq)
+    }
+
+    /// Waits for the engine's answer to the operator command journaled at `seq`.
+    pub async fn admin_result(&self, seq: u64) -> Result<(), String> {
         let rx = {
             let mut a = self.admin.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(r) = a.early.remove(&seq) {
-                return r.map(|()| seq).map_err(|reason| reason.text().to_string());
+                return r.map_err(|reason| reason.text().to_string());
             }
             let (tx, rx) = oneshot::channel();
             a.waiting.insert(seq, tx);
             rx
         };
         match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(Ok(()))) => Ok(seq),
+            Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(reason))) => Err(reason.text().to_string()),
             _ => Err("no answer from the engine".to_string()),
         }

@@ -508,6 +508,10 @@ fn admin_add_instrument_trades_and_survives_a_restart() {
     limit_order(&mut c, "EEE", "e1", "ACC3", "1", "20.02");
     let m = c.expect(T);
     assert_eq!(m.get(150), Some("8"), "not a tick multiple: {m}");
+    // Its reference price (20.00) is in force: 25.00 is beyond the default 10% collar.
+    limit_order(&mut c, "EEE", "e1c", "ACC3", "1", "25.00");
+    let m = c.expect(T);
+    assert_eq!(m.get(150), Some("8"), "outside the collar: {m}");
     limit_order(&mut c, "EEE", "e2", "ACC3", "1", "20.05");
     let m = c.expect(T);
     assert_eq!((m.get(150), m.get(55)), (Some("0"), Some("EEE")), "{m}");
