@@ -53,6 +53,12 @@ pub fn limits(cfg: &NodeConfig) -> GatewayLimits {
     }
 }
 
+/// A session's allowed source addresses, canonical (an IPv4-mapped IPv6 address written in
+/// the file compares equal to the IPv4 peer the gateway sees).
+fn allowed_addresses(s: &crate::config::SessionSettings) -> Vec<std::net::IpAddr> {
+    s.allowed_addresses.iter().map(|a| a.to_canonical()).collect()
+}
+
 /// Runs the echo node until `shutdown`: sessions with the echo application, in-memory stores.
 pub async fn run_echo(cfg: NodeConfig, listener: TcpListener, shutdown: watch::Receiver<bool>) {
     let mut registry = Registry::default();
@@ -64,7 +70,7 @@ pub async fn run_echo(cfg: NodeConfig, listener: TcpListener, shutdown: watch::R
             Box::new(MemoryStore::default()),
             Box::new(EchoApp::default()),
         );
-        slot.allowed_addresses = s.allowed_addresses.clone();
+        slot.allowed_addresses = allowed_addresses(s);
         registry.add(slot);
     }
     let gateway = Gateway::new(Arc::new(registry), limits(&cfg));
@@ -290,7 +296,7 @@ pub async fn run(
         high_water.push(state.high_water);
         let app = NodeApp::new(i as u32, Arc::clone(&catalog), inbound_tx.clone());
         let mut slot = Slot::new(i as u32, session, Box::new(store), Box::new(app));
-        slot.allowed_addresses = s.allowed_addresses.clone();
+        slot.allowed_addresses = allowed_addresses(s);
         registry.add(slot);
     }
     let registry = Arc::new(registry);

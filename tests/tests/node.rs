@@ -674,7 +674,8 @@ fn address_not_on_the_allow_list_is_disconnected_without_answer() {
         "{}\n{}\n{}",
         ordo_sequencer::config::DEFAULT_CONFIG,
         session("FAR", "\"10.9.9.9\""),
-        session("NEAR", "\"10.9.9.9\", \"127.0.0.1\"")
+        // Written IPv4-mapped: compared canonically, it is the IPv4 peer.
+        session("NEAR", "\"10.9.9.9\", \"::ffff:127.0.0.1\"")
     );
     let config = dir.path().join("node.toml");
     std::fs::write(&config, text).unwrap();
