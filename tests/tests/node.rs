@@ -17,14 +17,28 @@ fn logged_on(port: u16, n: u32) -> FixClient {
     c
 }
 
+/// A day limit order on AAA.
 fn new_order(c: &mut FixClient, clordid: &str, account: &str, side: &str, qty: &str, price: &str) {
+    limit_on(c, "AAA", clordid, account, side, qty, price);
+}
+
+/// A day limit order.
+fn limit_on(
+    c: &mut FixClient,
+    symbol: &str,
+    clordid: &str,
+    account: &str,
+    side: &str,
+    qty: &str,
+    price: &str,
+) {
     c.send(
         "D",
         &[
             (11, clordid),
             (1, account),
             (21, "1"),
-            (55, "AAA"),
+            (55, symbol),
             (54, side),
             (60, "20261124-00:00:00"),
             (38, qty),
@@ -414,19 +428,7 @@ fn restart_after_kill9_loses_no_acknowledged_order() {
 fn admin_halt_and_resume_are_sequenced() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
-    let admin = |cmd: &[&str]| {
-        let out = Command::new(ordo_bin())
-            .arg("admin")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(cmd)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        )
-    };
+    let admin = |cmd: &[&str]| admin(dir.path(), cmd);
     assert_eq!(admin(&["ping"]), (Some(0), "OK".to_string()));
     let (code, answer) = admin(&["halt", "AAA"]);
     assert_eq!(code, Some(0), "{answer}");
@@ -451,6 +453,7 @@ fn admin_halt_and_resume_are_sequenced() {
     assert_eq!((code, answer.as_str()), (Some(1), "ERROR bad token"));
 }
 
+/// `ordo admin ...` against the node with data directory `dir`: (exit code, answer line).
 fn admin(dir: &std::path::Path, cmd: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(ordo_bin())
         .arg("admin")
@@ -465,24 +468,6 @@ fn admin(dir: &std::path::Path, cmd: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-fn limit_order(c: &mut FixClient, symbol: &str, clordid: &str, account: &str, side: &str, price: &str) {
-    c.send(
-        "D",
-        &[
-            (11, clordid),
-            (1, account),
-            (21, "1"),
-            (55, symbol),
-            (54, side),
-            (60, "20261124-00:00:00"),
-            (38, "10"),
-            (40, "2"),
-            (44, price),
-            (59, "1"),
-        ],
-    );
-}
-
 /// `ordo admin add` puts a new instrument into a running node: refused before, it trades
 /// after (with its own tick), it survives a restart (its definition is in the journal), a
 /// second add of the same symbol and bad settings are refused, and the bound
@@ -493,7 +478,7 @@ fn admin_add_instrument_trades_and_survives_a_restart() {
     let node = Node::start(dir.path(), &[]);
     let port = node.port;
     let mut c = logged_on(port, 3);
-    limit_order(&mut c, "EEE", "e0", "ACC3", "1", "20.05");
+    limit_on(&mut c, "EEE", "e0", "ACC3", "1", "10", "20.05");
     let m = c.expect(T);
     assert_eq!(
         (m.get(150), m.get(39)),
@@ -505,18 +490,18 @@ fn admin_add_instrument_trades_and_survives_a_restart() {
     assert_eq!(code, Some(0), "{answer}");
     assert!(answer.starts_with("OK seq="), "{answer}");
     // Its tick is 0.05: 20.02 is refused, 20.05 rests; a crossing sell trades with it.
-    limit_order(&mut c, "EEE", "e1", "ACC3", "1", "20.02");
+    limit_on(&mut c, "EEE", "e1", "ACC3", "1", "10", "20.02");
     let m = c.expect(T);
     assert_eq!(m.get(150), Some("8"), "not a tick multiple: {m}");
     // Its reference price (20.00) is in force: 25.00 is beyond the default 10% collar.
-    limit_order(&mut c, "EEE", "e1c", "ACC3", "1", "25.00");
+    limit_on(&mut c, "EEE", "e1c", "ACC3", "1", "10", "25.00");
     let m = c.expect(T);
     assert_eq!(m.get(150), Some("8"), "outside the collar: {m}");
-    limit_order(&mut c, "EEE", "e2", "ACC3", "1", "20.05");
+    limit_on(&mut c, "EEE", "e2", "ACC3", "1", "10", "20.05");
     let m = c.expect(T);
     assert_eq!((m.get(150), m.get(55)), (Some("0"), Some("EEE")), "{m}");
     let mut seller = logged_on(port, 4);
-    limit_order(&mut seller, "EEE", "s1", "ACC4", "2", "20.05");
+    limit_on(&mut seller, "EEE", "s1", "ACC4", "2", "10", "20.05");
     let fill = loop {
         let m = seller.expect(T);
         if m.get(150) == Some("F") {
@@ -541,11 +526,10 @@ fn admin_add_instrument_trades_and_survives_a_restart() {
     drop(seller);
     assert!(node.terminate().success());
 
-    // After a restart the node knows EEE from its journal: the resting order and the trade
-    // are there, and new orders are accepted.
+    // After a restart the node knows EEE from its journal: new orders on it are accepted.
     let node = Node::start_on(dir.path(), port, &[]);
     let mut c = logged_on(port, 3);
-    limit_order(&mut c, "EEE", "e3", "ACC3", "1", "19.95");
+    limit_on(&mut c, "EEE", "e3", "ACC3", "1", "10", "19.95");
     let m = c.expect(T);
     assert_eq!(
         (m.get(150), m.get(55)),
@@ -561,7 +545,7 @@ fn admin_add_instrument_trades_and_survives_a_restart() {
     let (code, answer) = admin(dir.path(), &["add", "X15", "tick=0.01", "reference=10"]);
     assert_eq!(code, Some(1), "{answer}");
     assert!(answer.contains("no room for another instrument"), "{answer}");
-    limit_order(&mut c, "X14", "x1", "ACC3", "1", "10.00");
+    limit_on(&mut c, "X14", "x1", "ACC3", "1", "10", "10.00");
     let m = c.expect(T);
     assert_eq!((m.get(150), m.get(55)), (Some("0"), Some("X14")), "{m}");
     drop(c);
