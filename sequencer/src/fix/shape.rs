@@ -37,7 +37,8 @@ pub(super) struct FieldSpec {
     /// How its value is checked.
     check: FieldCheck,
     /// For a one-byte enumeration, its set, found once when the shape is recorded (checking
-    /// through `check` reaches the compiled tables per message: ~12 instructions more).
+    /// through `check` reaches the compiled tables per message: callgrind, 1,721 against 1,784
+    /// instructions per bench message with its three one-byte fields).
     byte_set: Option<&'static [u64; 4]>,
 }
 
