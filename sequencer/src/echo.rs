@@ -5,9 +5,9 @@
 
 use std::collections::HashSet;
 
-use crate::fix::dictionary;
-use crate::fix::message::Message;
-use crate::fix::session::{App, AppVerdict, Reply};
+use ordo_fix::dictionary;
+use ordo_fix::message::Message;
+use ordo_fix::session::{App, AppVerdict, Reply};
 
 /// The echo application.
 #[derive(Debug, Default)]

@@ -15,16 +15,16 @@ use ordo_engine::{
 use crate::catalog::Catalog;
 use crate::config::SessionKind;
 use crate::event::Event;
-use crate::fix::message::Message;
-use crate::fix::session::{App, AppVerdict, Reply};
-use crate::fix::timefmt;
 use crate::sequencing::{Inbound, InboundTx, Refused};
+use ordo_fix::message::Message;
+use ordo_fix::session::{App, AppVerdict, Reply};
+use ordo_fix::timefmt;
 
 /// BusinessRejectReason (380) values.
 mod business {
     pub const OTHER: u32 = 0;
     pub const UNKNOWN_SECURITY: u32 = 2;
-    pub const APPLICATION_NOT_AVAILABLE: u32 = crate::fix::session::BUSINESS_APPLICATION_NOT_AVAILABLE;
+    pub const APPLICATION_NOT_AVAILABLE: u32 = ordo_fix::session::BUSINESS_APPLICATION_NOT_AVAILABLE;
 }
 
 /// Id for an instrument the catalog does not know: the engine rejects it (UnknownInstrument).

@@ -18,9 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
-use crate::fix::frame::{Frame, next_frame};
-use crate::fix::message;
-use crate::fix::session::{App, Io, MessageStore, Session};
+use ordo_fix::frame::{Frame, next_frame};
+use ordo_fix::message;
+use ordo_fix::session::{App, Io, MessageStore, Session};
 
 /// Wall-clock time in ns (session timestamps, heartbeats: the FIX session layer is not part of
 /// the deterministic core).

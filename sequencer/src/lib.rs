@@ -9,7 +9,6 @@ pub mod config;
 pub mod echo;
 pub mod engine_runner;
 pub mod event;
-pub mod fix;
 pub mod fix_app;
 pub mod gateway;
 pub mod idle;

@@ -24,7 +24,6 @@ use crate::config::NodeConfig;
 use crate::echo::EchoApp;
 use crate::engine_runner::{EngineRunner, OutMsg, Outbound};
 use crate::event::{ArchivedEvent, Event};
-use crate::fix::session::{MemoryStore, Session, SessionConfig};
 use crate::fix_app::NodeApp;
 use crate::gateway::{Gateway, GatewayLimits, Registry, Slot, lock, wall_clock_ns};
 use crate::idle::IdleStrategy;
@@ -32,6 +31,7 @@ use crate::pipeline::{self, Pipeline};
 use crate::reports::{self, ReportBuf};
 use crate::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
 use crate::store::JournalStore;
+use ordo_fix::session::{MemoryStore, Session, SessionConfig};
 
 /// The FIX session settings of a configured session.
 pub fn session_config(s: &crate::config::SessionSettings) -> SessionConfig {
@@ -360,7 +360,7 @@ pub async fn run(
             let mut buf = ReportBuf::default();
             // Field storage reused across messages: emptied, then re-typed for each message's
             // borrows (an in-place collect keeps the allocation).
-            let mut storage: Vec<(u32, crate::fix::builder::Value<'static>)> = Vec::with_capacity(32);
+            let mut storage: Vec<(u32, ordo_fix::builder::Value<'static>)> = Vec::with_capacity(32);
             while let Some(o) = out_rx.recv().await {
                 if let OutMsg::Admin { result } = o.msg {
                     let mut a = admin.lock().unwrap_or_else(|p| p.into_inner());
@@ -377,7 +377,7 @@ pub async fn run(
                 let Some(slot) = registry.get(o.session) else {
                     continue;
                 };
-                let mut fields: Vec<(u32, crate::fix::builder::Value<'_>)> =
+                let mut fields: Vec<(u32, ordo_fix::builder::Value<'_>)> =
                     storage.into_iter().map(|_| unreachable!()).collect();
                 let msg_type = reports::build(&o, &catalog, &mut buf, &mut fields);
                 {

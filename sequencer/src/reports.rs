@@ -6,7 +6,7 @@ use ordo_engine::{CancelReason, OrdType, OrderView, Reason, Side, TimeInForce};
 
 use crate::catalog::Catalog;
 use crate::engine_runner::{OutMsg, Outbound};
-use crate::fix::builder::{Value, itoa_u64};
+use ordo_fix::builder::{Value, itoa_u64};
 
 fn side(s: Side) -> &'static [u8] {
     match s {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use ordo_journal::{Durability, JournalConfig, JournalReader, JournalWriter};
 
-use crate::fix::session::MessageStore;
+use ordo_fix::session::MessageStore;
 
 const KIND_ADMIN: u16 = 0;
 const KIND_APP: u16 = 1;

@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use ordo_sequencer::fix::builder::{Builder, Value};
-use ordo_sequencer::fix::frame::{Frame, next_frame};
-use ordo_sequencer::fix::message::{self, Message};
+use ordo_fix::builder::{Builder, Value};
+use ordo_fix::frame::{Frame, next_frame};
+use ordo_fix::message::{self, Message};
 
 /// A received message, owned.
 #[derive(Debug, Clone)]

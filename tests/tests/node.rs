@@ -857,7 +857,7 @@ fn node_with_settings(dir: &std::path::Path, settings: &str) -> Node {
 /// Sends `n` resting orders from CLIENT1 in one write; returns (acks, busy rejects) once every
 /// order has its one answer.
 fn burst_of_orders(c: &mut FixClient, n: usize) -> (usize, usize) {
-    use ordo_sequencer::fix::builder::{Builder, Value};
+    use ordo_fix::builder::{Builder, Value};
     let mut burst = Vec::new();
     let mut b = Builder::default();
     let now_ns = std::time::SystemTime::now()

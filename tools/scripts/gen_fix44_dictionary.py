@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Generates sequencer/src/fix/fix44_data.rs from a FIX 4.4 data dictionary (QuickFIX's FIX44.xml,
+"""Generates fix/src/fix44_data.rs from a FIX 4.4 data dictionary (QuickFIX's FIX44.xml,
 which the test peer `pip install quickfix==1.16.0` puts in <venv>/share/quickfix/).
 
 The output is data only (tags, types, enum values, which fields each message and group allows
 and requires), so that the acceptor validates exactly what QuickFIX validates. Run:
 
     python3 tools/scripts/gen_fix44_dictionary.py target/tools/venv/share/quickfix/FIX44.xml \
-        > sequencer/src/fix/fix44_data.rs
+        > fix/src/fix44_data.rs
 """
 import sys
 import xml.etree.ElementTree as ET

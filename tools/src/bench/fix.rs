@@ -12,11 +12,11 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ordo_sequencer::fix::builder::{Builder, Value, itoa_u64};
-use ordo_sequencer::fix::frame::{Frame, next_frame};
-use ordo_sequencer::fix::message::{Field, Message, parse};
-use ordo_sequencer::fix::shape::Shapes;
-use ordo_sequencer::fix::validate::validate;
+use ordo_fix::builder::{Builder, Value, itoa_u64};
+use ordo_fix::frame::{Frame, next_frame};
+use ordo_fix::message::{Field, Message, parse};
+use ordo_fix::shape::Shapes;
+use ordo_fix::validate::validate;
 
 use super::{latency_histogram, percentiles_us};
 use crate::alloc_count::allocations;

@@ -17,9 +17,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ordo_sequencer::fix::builder::{Builder, Value};
-use ordo_sequencer::fix::frame::{Frame, next_frame};
-use ordo_sequencer::fix::message::{Field, Message, parse};
+use ordo_fix::builder::{Builder, Value};
+use ordo_fix::frame::{Frame, next_frame};
+use ordo_fix::message::{Field, Message, parse};
 use ordo_sequencer::gateway::wall_clock_ns;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -8,9 +8,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ordo_sequencer::fix::builder::{Builder, Value};
-use ordo_sequencer::fix::frame::{Frame, next_frame};
-use ordo_sequencer::fix::message::{Field, Message, parse};
+use ordo_fix::builder::{Builder, Value};
+use ordo_fix::frame::{Frame, next_frame};
+use ordo_fix::message::{Field, Message, parse};
 
 /// Largest message we accept from the node (ExecutionReports are a few hundred bytes).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -159,7 +159,7 @@ impl Connection {
         if now_ms != self.sending_time_ms {
             self.sending_time_ms = now_ms;
             self.sending_time.clear();
-            ordo_sequencer::fix::timefmt::write_timestamp(now_ms * 1_000_000, 3, &mut self.sending_time);
+            ordo_fix::timefmt::write_timestamp(now_ms * 1_000_000, 3, &mut self.sending_time);
         }
         self.builder.start(msg_type);
         self.builder

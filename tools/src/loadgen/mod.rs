@@ -15,8 +15,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use ordo_sequencer::fix::builder::Value;
-use ordo_sequencer::fix::message::Message;
+use ordo_fix::builder::Value;
+use ordo_fix::message::Message;
 
 use connection::Connection;
 use orders::{Action, MAX_REQUESTS, Mix, Orders};
@@ -492,7 +492,7 @@ fn send(
     k: u64,
     action: Action,
 ) {
-    let id = ordo_sequencer::fix::builder::itoa_u64(k);
+    let id = ordo_fix::builder::itoa_u64(k);
     let (symbol, side, qty) = orders.order_of(k);
     let symbol = symbols[usize::from(symbol)].as_bytes();
     let side: &[u8] = if side == 1 { b"1" } else { b"2" };
@@ -509,7 +509,7 @@ fn send(
                 .field(59, Value::Bytes(b"0"));
         }
         Action::Cancel { orig } => {
-            let orig = ordo_sequencer::fix::builder::itoa_u64(orig);
+            let orig = ordo_fix::builder::itoa_u64(orig);
             c.start(b"F");
             c.field(11, Value::Bytes(id.as_slice()))
                 .field(41, Value::Bytes(orig.as_slice()))
@@ -519,7 +519,7 @@ fn send(
                 .field(38, Value::U64(u64::from(qty)));
         }
         Action::Replace { orig, offset_ticks } => {
-            let orig = ordo_sequencer::fix::builder::itoa_u64(orig);
+            let orig = ordo_fix::builder::itoa_u64(orig);
             c.start(b"G");
             c.field(11, Value::Bytes(id.as_slice()))
                 .field(41, Value::Bytes(orig.as_slice()))

@@ -325,9 +325,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::fix::message::{Message, parse};
-    use crate::fix::validate::tests::{Change, apply, change, frame, new_order};
-    use crate::fix::validate::validate;
+    use crate::message::{Message, parse};
+    use crate::validate::tests::{Change, apply, change, frame, new_order};
+    use crate::validate::validate;
 
     /// What `parse` and then `validate` say: the fields, if both accept the frame.
     fn reference(frame: &[u8]) -> Option<Vec<Field>> {

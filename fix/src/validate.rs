@@ -325,7 +325,7 @@ pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::fix::message::parse;
+    use crate::message::parse;
 
     /// A frame of `fields` (after 8 and 9) in the given order, with a correct BodyLength and
     /// CheckSum, so that only validation can object.
