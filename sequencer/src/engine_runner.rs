@@ -15,7 +15,7 @@ use ordo_engine::{CancelReason, ClOrdId, Command, Engine, OrderView, Output, Rea
 use ordo_journal::{JournalReader, Positions};
 use tokio::sync::mpsc;
 
-use crate::event::{ArchivedEvent, Event};
+use crate::schema::{self, Event};
 
 /// What a session receives from the engine.
 #[derive(Debug, Clone, Copy)]
@@ -372,11 +372,7 @@ impl EngineAgent {
             }
         };
         let (seq, ts) = (record.seq(), record.timestamp_ns());
-        let archived = record
-            .access::<ArchivedEvent>()
-            .map_err(|e| format!("engine: record {seq}: {e}"))?;
-        let event: Event = rkyv::deserialize::<Event, rkyv::rancor::Error>(archived)
-            .map_err(|e| format!("engine: record {seq}: {e}"))?;
+        let event = schema::decode(&record).map_err(|e| format!("engine: {e}"))?;
         let engine = match (&mut self.engine, event) {
             (None, Event::Genesis { config }) => {
                 self.engine = Some(Engine::new(config).map_err(|e| format!("engine: genesis: {e}"))?);

@@ -14,7 +14,7 @@ use ordo_engine::{
 
 use crate::catalog::Catalog;
 use crate::config::SessionKind;
-use crate::event::Event;
+use crate::schema::Event;
 use crate::sequencing::{Inbound, InboundTx, Refused};
 use ordo_fix::message::Message;
 use ordo_fix::session::{App, AppVerdict, Reply};

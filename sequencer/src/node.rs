@@ -23,12 +23,12 @@ use crate::clock::{self, Stamper};
 use crate::config::NodeConfig;
 use crate::echo::EchoApp;
 use crate::engine_runner::{EngineRunner, OutMsg, Outbound};
-use crate::event::{ArchivedEvent, Event};
 use crate::fix_app::NodeApp;
 use crate::gateway::{Gateway, GatewayLimits, Registry, Slot, lock, wall_clock_ns};
 use crate::idle::IdleStrategy;
 use crate::pipeline::{self, Pipeline};
 use crate::reports::{self, ReportBuf};
+use crate::schema::{self, Event};
 use crate::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
 use crate::store::JournalStore;
 use ordo_fix::session::{MemoryStore, Session, SessionConfig};
@@ -101,11 +101,7 @@ fn scan_journal(dir: &Path, sessions: usize, configured: usize) -> Result<Journa
         .next()
         .map_err(|e| format!("journal {}: {e}", dir.display()))?
     {
-        let event = r
-            .access::<ArchivedEvent>()
-            .map_err(|e| format!("journal record {}: {e}", r.seq()))?;
-        let event: Event =
-            rkyv::deserialize::<Event, rkyv::rancor::Error>(event).map_err(|e| e.to_string())?;
+        let event = schema::decode(&r).map_err(|e| format!("journal {}: {e}", dir.display()))?;
         match event {
             Event::Command {
                 command: Command::Admin(Admin::UpsertInstrument(spec)),

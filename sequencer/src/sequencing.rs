@@ -13,8 +13,8 @@ use ordo_engine::types::FixedStr;
 use ordo_journal::JournalWriter;
 
 use crate::clock::Stamper;
-use crate::event::{Event, KIND_EVENT};
 use crate::idle::{Doorbell, IdleStrategy, Idler};
+use crate::schema::{Event, KIND_EVENT};
 
 /// The session id of events the node makes itself (ticks, setup).
 pub const NODE_SESSION: u32 = u32::MAX;
@@ -289,7 +289,6 @@ mod tests {
 
     use super::*;
     use crate::clock::Clock;
-    use crate::event::ArchivedEvent;
 
     /// A clock whose synchronisation state flips every second question: true, true, false,
     /// false, true, ...
@@ -330,8 +329,7 @@ mod tests {
         let mut reader = JournalReader::open(dir.path(), 1).unwrap();
         let mut states = Vec::new();
         while let Some(record) = reader.next().unwrap() {
-            let archived = record.access::<ArchivedEvent>().unwrap();
-            let event: Event = rkyv::deserialize::<Event, rkyv::rancor::Error>(archived).unwrap();
+            let event = crate::schema::decode(&record).unwrap();
             if let Event::Clock { synchronised, .. } = event {
                 states.push(synchronised);
             }

@@ -1070,14 +1070,14 @@ fn stops_on_unappliable_journal(pipeline: &str) {
     {
         let mut w =
             ordo_journal::JournalWriter::open(ordo_journal::JournalConfig::new(&journal_dir)).unwrap();
-        let tick = ordo_sequencer::event::Event::Command {
+        let tick = ordo_sequencer::schema::Event::Command {
             session: u32::MAX,
             msg_seq: 0,
             command: ordo_engine::Command::Tick,
         };
         w.append_archived(
             1_800_000_000_000_000_000,
-            ordo_sequencer::event::KIND_EVENT,
+            ordo_sequencer::schema::KIND_EVENT,
             &tick,
         )
         .unwrap();
