@@ -134,6 +134,11 @@ pub trait App {
     /// An application message passed every session check. `reply` collects messages to send
     /// back at once, in order (the echo application of the acceptance suite uses it).
     fn on_app(&mut self, msg: &Message<'_>, reply: &mut Vec<Reply>) -> AppVerdict;
+    /// A Logon passed every session check: the application may still refuse it (Logout with
+    /// the text, then the connection is closed).
+    fn refuse_logon(&mut self) -> Option<&'static str> {
+        None
+    }
     /// The session logged on; `reset` if sequence numbers were reset to 1.
     fn on_logon(&mut self, _reset: bool) {}
     /// The session's connection ended.
@@ -737,7 +742,7 @@ impl Session {
             reset = true;
         }
         // Our own checks (credentials, heartbeat range): a Logout with the reason, then close.
-        if let Some(problem) = self.logon_problem(msg) {
+        if let Some(problem) = self.logon_problem(msg).or_else(|| app.refuse_logon()) {
             if self.verify_checks(msg, false, true, now, io).is_ok() {
                 self.logout(problem, now, io);
             }

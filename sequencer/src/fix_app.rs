@@ -79,6 +79,19 @@ impl NodeApp {
         }
     }
 
+    /// Sends a safety event (reset, cancel-on-disconnect): never refused for want of room (the
+    /// safety lane's bound holds by construction); only a stopped sequencer refuses it, and
+    /// then the node is stopping and the next start derives the session from the journal.
+    fn safety(&self, event: Event) {
+        if let Err(e) = self.tx.send_safety(self.session, event) {
+            tracing::warn!(
+                session = self.session,
+                ?e,
+                "safety event not sequenced: the sequencer has stopped"
+            );
+        }
+    }
+
     fn clordid(msg: &Message<'_>, tag: i64) -> Result<ClOrdId, Refusal> {
         let v = msg.get(tag).unwrap_or_default();
         ClOrdId::new(v).ok_or(Refusal::Business(
@@ -368,9 +381,16 @@ impl App for NodeApp {
         }
     }
 
+    fn refuse_logon(&mut self) -> Option<&'static str> {
+        // Bounds the safety lane: a session has at most one connection's reset and disconnect
+        // outstanding, so neither can meet a full lane.
+        (self.tx.safety_outstanding(self.session) > 0)
+            .then_some("previous connection's disconnect not yet sequenced: retry")
+    }
+
     fn on_logon(&mut self, reset: bool) {
         if reset {
-            let _ = self.enqueue(Event::SessionReset {
+            self.safety(Event::SessionReset {
                 session: self.session,
             });
         }
@@ -379,7 +399,7 @@ impl App for NodeApp {
     fn on_logout(&mut self) {
         if self.info().cancel_on_disconnect {
             let session = self.session;
-            let _ = self.enqueue(Event::Command {
+            self.safety(Event::Command {
                 session,
                 msg_seq: 0,
                 command: Command::SessionDisconnected {

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -172,9 +171,16 @@ impl NodeHandle {
             msg_seq: 0,
             command,
         };
+        // The safety lane: an operator's kill switch gets through a full order queue.
         self.inbound
-            .try_send(Inbound::Tracked(event, seq_tx))
-            .map_err(|_| "sequencer queue full or stopped".to_string())?;
+            .send_admin(Inbound::Tracked(event, seq_tx))
+            .map_err(|e| match e {
+                Refused::Full => format!(
+                    "{} operator commands already waiting to be sequenced",
+                    sequencing::ADMIN_SAFETY_SLOTS
+                ),
+                Refused::Stopped => "sequencer stopped".to_string(),
+            })?;
         seq_rx.await.map_err(|_| "sequencer stopped".to_string())
     }
 
@@ -269,10 +275,10 @@ pub async fn run(
             });
         }
     }
-    let (inbound_sync, inbound_rx) = sync_channel(cfg.inbound_queue);
     // Inline: the pipeline task waits on this bell, rung by every send into its queue.
     let bell = (layout == Pipeline::Inline).then(|| Arc::new(tokio::sync::Notify::new()));
-    let inbound_tx = InboundTx::new(inbound_sync, bell.clone());
+    let (inbound_tx, inbound_rx) =
+        sequencing::inbound_channel(cfg.inbound_queue, catalog.sessions.len(), bell.clone());
     let sequencer = SequencerAgent::new(
         writer,
         stamper,

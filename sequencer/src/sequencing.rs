@@ -4,7 +4,8 @@
 //! time. Nothing acts on an input before it is in the journal.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,41 +27,222 @@ pub enum Inbound {
     Event(Event),
     /// An event whose journal sequence number someone waits for (admin commands).
     Tracked(Event, tokio::sync::oneshot::Sender<u64>),
+    /// A session's safety event (reset, disconnect), from [`InboundTx::send_safety`].
+    Safety(u32, Event),
+    /// Nothing: wakes a sequencer blocked on the order lane (sent with every safety input).
+    Wake,
     /// Append nothing more, sync and stop.
     Shutdown,
 }
 
-/// The sending side of the sequencer's queue: a bounded channel, and (inline pipeline) the
-/// bell of the task that drains it, rung after every successful send.
+/// Operator commands the safety lane holds at most at once (beyond them an operator command is
+/// refused with an error the operator sees; the admin channel answers one command at a time).
+pub const ADMIN_SAFETY_SLOTS: usize = 8;
+
+/// One queued input with its ticket: tickets are taken in the order inputs are sent, so the
+/// sequencer can merge the two lanes back into that order.
+type Ticketed = (u64, Inbound);
+
+/// The sending side of the sequencer's two lanes.
+///
+/// * The **order lane** is bounded by `inbound_queue`: when it is full the gateway answers
+///   "system busy" (back-pressure).
+/// * The **safety lane** carries what must never be dropped: a session's reset and disconnect
+///   (cancel-on-disconnect) and operator commands (the kill switch). Its bound holds by
+///   construction: each session has at most [`SAFETY_PER_SESSION`] safety events outstanding
+///   (a Logon is refused while the previous connection's are not yet journaled, see
+///   [`InboundTx::safety_outstanding`]), plus [`ADMIN_SAFETY_SLOTS`] for operators.
+///
+/// Both lanes take tickets from one counter and the sequencer appends in ticket order, so a
+/// session's disconnect is journaled after every order it sent before it.
 #[derive(Debug, Clone)]
 pub struct InboundTx {
-    tx: SyncSender<Inbound>,
+    tx: SyncSender<Ticketed>,
+    safety: SyncSender<Ticketed>,
+    shared: Arc<LaneState>,
     bell: Option<Arc<tokio::sync::Notify>>,
 }
 
+/// What both ends of the lanes share.
+#[derive(Debug)]
+struct LaneState {
+    next_ticket: AtomicU64,
+    /// Per session, safety events sent and not yet journaled.
+    outstanding: Box<[AtomicU32]>,
+}
+
+/// The receiving side of the two lanes (held by the sequencer agent).
+#[derive(Debug)]
+pub struct InboundRx {
+    rx: Receiver<Ticketed>,
+    safety: Receiver<Ticketed>,
+    shared: Arc<LaneState>,
+    /// The head of each lane, taken but not yet appended (the merge compares their tickets).
+    order_head: Option<Ticketed>,
+    safety_head: Option<Ticketed>,
+    order_closed: bool,
+    safety_closed: bool,
+}
+
+/// Safety events one session can have outstanding: the reset of a Logon and the disconnect of
+/// its connection.
+pub const SAFETY_PER_SESSION: usize = 2;
+
+/// The two lanes: the order lane holds `capacity` inputs; the safety lane is sized for
+/// `sessions` sessions. `bell` is rung after each input queued (inline pipeline).
+pub fn inbound_channel(
+    capacity: usize,
+    sessions: usize,
+    bell: Option<Arc<tokio::sync::Notify>>,
+) -> (InboundTx, InboundRx) {
+    let (tx, rx) = sync_channel(capacity);
+    let (safety_tx, safety_rx) = sync_channel(sessions * SAFETY_PER_SESSION + ADMIN_SAFETY_SLOTS);
+    let shared = Arc::new(LaneState {
+        next_ticket: AtomicU64::new(0),
+        outstanding: (0..sessions).map(|_| AtomicU32::new(0)).collect(),
+    });
+    let sender = InboundTx {
+        tx,
+        safety: safety_tx,
+        shared: Arc::clone(&shared),
+        bell,
+    };
+    let receiver = InboundRx {
+        rx,
+        safety: safety_rx,
+        shared,
+        order_head: None,
+        safety_head: None,
+        order_closed: false,
+        safety_closed: false,
+    };
+    (sender, receiver)
+}
+
 impl InboundTx {
-    /// Wraps a channel; `bell` is rung after each input queued.
-    pub fn new(tx: SyncSender<Inbound>, bell: Option<Arc<tokio::sync::Notify>>) -> Self {
-        InboundTx { tx, bell }
+    fn ticket(&self) -> u64 {
+        self.shared.next_ticket.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Queues an input without blocking; the input is dropped when refused.
-    pub fn try_send(&self, input: Inbound) -> Result<(), Refused> {
-        self.tx.try_send(input).map_err(|e| match e {
-            TrySendError::Full(_) => Refused::Full,
-            TrySendError::Disconnected(_) => Refused::Stopped,
-        })?;
+    fn ring(&self) {
         if let Some(bell) = &self.bell {
             bell.notify_one();
         }
+    }
+
+    /// Queues an input on the order lane without blocking; the input is dropped when refused
+    /// (the caller answers "system busy").
+    pub fn try_send(&self, input: Inbound) -> Result<(), Refused> {
+        self.tx.try_send((self.ticket(), input)).map_err(|e| match e {
+            TrySendError::Full(_) => Refused::Full,
+            TrySendError::Disconnected(_) => Refused::Stopped,
+        })?;
+        self.ring();
         Ok(())
+    }
+
+    /// Queues a session's safety event (its reset, its disconnect). Never refused for want of
+    /// room: the lane is sized so that it cannot be full (an assertion says so). `Err` only
+    /// when the sequencer has stopped.
+    pub fn send_safety(&self, session: u32, event: Event) -> Result<(), Refused> {
+        let outstanding = &self.shared.outstanding[session as usize];
+        let before = outstanding.fetch_add(1, Ordering::AcqRel);
+        assert!(
+            (before as usize) < SAFETY_PER_SESSION,
+            "session {session}: more than {SAFETY_PER_SESSION} safety events outstanding"
+        );
+        self.send_safety_lane(Inbound::Safety(session, event))
+            .inspect_err(|_| {
+                outstanding.fetch_sub(1, Ordering::AcqRel);
+            })
+    }
+
+    /// Queues an operator command on the safety lane (the kill switch must get through a full
+    /// order lane). Refused with [`Refused::Full`] only when [`ADMIN_SAFETY_SLOTS`] commands are
+    /// already waiting.
+    pub fn send_admin(&self, input: Inbound) -> Result<(), Refused> {
+        self.send_safety_lane(input)
+    }
+
+    fn send_safety_lane(&self, input: Inbound) -> Result<(), Refused> {
+        match self.safety.try_send((self.ticket(), input)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(Refused::Full),
+            Err(TrySendError::Disconnected(_)) => return Err(Refused::Stopped),
+        }
+        // A sequencer blocked on the order lane wakes on any input there: a wake-up token (if
+        // that lane is full the sequencer is busy draining it and needs no wake-up).
+        let _ = self.tx.try_send((u64::MAX, Inbound::Wake));
+        self.ring();
+        Ok(())
+    }
+
+    /// Safety events of `session` sent and not yet journaled. A Logon is refused while this is
+    /// not zero, which bounds the safety lane.
+    pub fn safety_outstanding(&self, session: u32) -> u32 {
+        self.shared
+            .outstanding
+            .get(session as usize)
+            .map_or(0, |o| o.load(Ordering::Acquire))
+    }
+}
+
+impl InboundRx {
+    /// The next input in ticket order, if any is queued. `Disconnected` once both lanes are
+    /// closed and drained.
+    fn try_next(&mut self) -> Result<Inbound, TryRecvError> {
+        if self.order_head.is_none() && !self.order_closed {
+            match self.rx.try_recv() {
+                Ok(t) => self.order_head = Some(t),
+                Err(TryRecvError::Disconnected) => self.order_closed = true,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        if self.safety_head.is_none() && !self.safety_closed {
+            match self.safety.try_recv() {
+                Ok(t) => self.safety_head = Some(t),
+                Err(TryRecvError::Disconnected) => self.safety_closed = true,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        let take_safety = match (&self.order_head, &self.safety_head) {
+            (Some((a, _)), Some((b, _))) => b < a,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+            (None, None) if self.order_closed && self.safety_closed => {
+                return Err(TryRecvError::Disconnected);
+            }
+            (None, None) => return Err(TryRecvError::Empty),
+        };
+        let head = if take_safety {
+            &mut self.safety_head
+        } else {
+            &mut self.order_head
+        };
+        Ok(head.take().expect("chosen head is present").1)
+    }
+
+    /// Blocks on the order lane for at most `pause` (a safety send puts a wake-up token there).
+    fn block(&mut self, pause: Duration) -> Result<(), RecvTimeoutError> {
+        if self.order_head.is_some() || self.safety_head.is_some() || self.order_closed {
+            return Ok(());
+        }
+        let t = self.rx.recv_timeout(pause)?;
+        self.order_head = Some(t);
+        Ok(())
+    }
+
+    /// A safety event of `session` is journaled.
+    fn journaled(&self, session: u32) {
+        let before = self.shared.outstanding[session as usize].fetch_sub(1, Ordering::AcqRel);
+        assert!(before > 0, "session {session}: safety event journaled twice");
     }
 }
 
 /// Why [`InboundTx::try_send`] refused an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// The queue is at its bound (`inbound_queue` in the configuration).
+    /// The lane is at its bound (`inbound_queue` in the configuration, or the operators' slots).
     Full,
     /// The sequencer has stopped.
     Stopped,
@@ -75,11 +257,9 @@ const MAX_BATCH: usize = 256;
 pub struct SequencerAgent {
     writer: JournalWriter,
     stamper: Stamper,
-    rx: Receiver<Inbound>,
+    rx: InboundRx,
     tick: Duration,
     last_append: Instant,
-    /// An input taken by a blocking receive while idle, appended first in the next batch.
-    waiting: Option<Inbound>,
     stopped: bool,
     /// The clock's synchronisation state as last recorded in the journal.
     clock_synchronised: bool,
@@ -113,7 +293,7 @@ impl SequencerAgent {
     pub fn new(
         mut writer: JournalWriter,
         mut stamper: Stamper,
-        rx: Receiver<Inbound>,
+        rx: InboundRx,
         initial: &[Event],
         tick: Duration,
     ) -> Result<SequencerAgent, String> {
@@ -129,7 +309,6 @@ impl SequencerAgent {
             rx,
             tick,
             last_append: Instant::now(),
-            waiting: None,
             stopped: false,
             clock_synchronised: synchronised,
             clock_checked: Instant::now(),
@@ -169,11 +348,7 @@ impl SequencerAgent {
         {
             let mut batch = self.writer.batch();
             while n < MAX_BATCH {
-                let next = match self.waiting.take() {
-                    Some(input) => Ok(input),
-                    None => self.rx.try_recv(),
-                };
-                match next {
+                match self.rx.try_next() {
                     Ok(Inbound::Event(e)) => {
                         let ts = self.stamper.stamp();
                         batch
@@ -181,6 +356,15 @@ impl SequencerAgent {
                             .map_err(|e| format!("journal append: {e}"))?;
                         n += 1;
                     }
+                    Ok(Inbound::Safety(session, e)) => {
+                        let ts = self.stamper.stamp();
+                        batch
+                            .append_archived(ts, KIND_EVENT, &e)
+                            .map_err(|e| format!("journal append: {e}"))?;
+                        self.rx.journaled(session);
+                        n += 1;
+                    }
+                    Ok(Inbound::Wake) => {}
                     Ok(Inbound::Tracked(e, reply)) => {
                         let ts = self.stamper.stamp();
                         let seq = batch
@@ -218,12 +402,11 @@ impl SequencerAgent {
     /// Blocks on the input queue for at most `pause` (and never past the next tick); a gateway
     /// send ends the wait at once.
     pub fn block(&mut self, pause: Duration) {
-        if self.waiting.is_some() || self.stopped {
+        if self.stopped {
             return;
         }
-        match self.rx.recv_timeout(pause.min(self.until_tick())) {
-            Ok(input) => self.waiting = Some(input),
-            Err(RecvTimeoutError::Timeout) => {}
+        match self.rx.block(pause.min(self.until_tick())) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => self.stopped = true,
         }
     }
@@ -317,7 +500,7 @@ mod tests {
     fn clock_state_changes_are_journaled() {
         let dir = tempfile::tempdir().unwrap();
         let writer = JournalWriter::open(JournalConfig::new(dir.path())).unwrap();
-        let (_tx, rx) = std::sync::mpsc::sync_channel(4);
+        let (_tx, rx) = inbound_channel(4, 1, None);
         let stamper = Stamper::new(Box::new(Flipping::default()), 0);
         let mut agent = SequencerAgent::new(writer, stamper, rx, &[], Duration::from_secs(3600))
             .unwrap()
@@ -336,5 +519,47 @@ mod tests {
         }
         // At start (asked once: true), then one record per change: false, then true again.
         assert_eq!(states, [true, false, true]);
+    }
+
+    /// The safety lane: a reset and a disconnect get through a full order lane, are journaled
+    /// after the order sent before them (ticket order), and free their slots once journaled.
+    #[test]
+    fn safety_events_pass_a_full_order_lane_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = JournalWriter::open(JournalConfig::new(dir.path())).unwrap();
+        let (tx, rx) = inbound_channel(1, 2, None);
+        let stamper = Stamper::new(Box::new(Flipping::default()), 0);
+        let mut agent = SequencerAgent::new(writer, stamper, rx, &[], Duration::from_secs(3600)).unwrap();
+        let order = |msg_seq| Event::Command {
+            session: 1,
+            msg_seq,
+            command: Command::Tick,
+        };
+        tx.try_send(Inbound::Event(order(1))).unwrap();
+        assert_eq!(tx.try_send(Inbound::Event(order(2))), Err(Refused::Full));
+        tx.send_safety(1, Event::SessionReset { session: 1 }).unwrap();
+        let disconnect = Event::Command {
+            session: 1,
+            msg_seq: 0,
+            command: Command::SessionDisconnected {
+                session: 1,
+                cancel_orders: true,
+            },
+        };
+        tx.send_safety(1, disconnect).unwrap();
+        assert_eq!(tx.safety_outstanding(1), 2);
+        assert_eq!(tx.safety_outstanding(0), 0);
+        while agent.do_work().unwrap() > 0 {}
+        assert_eq!(tx.safety_outstanding(1), 0);
+        agent.close().unwrap();
+        let mut reader = JournalReader::open(dir.path(), 1).unwrap();
+        let mut events = Vec::new();
+        while let Some(record) = reader.next().unwrap() {
+            match crate::schema::decode(&record).unwrap() {
+                Event::Clock { .. } => {}
+                e => events.push(e),
+            }
+        }
+        assert_eq!(events, [order(1), Event::SessionReset { session: 1 }, disconnect]);
     }
 }

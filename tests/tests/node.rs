@@ -854,9 +854,8 @@ fn node_with_settings(dir: &std::path::Path, settings: &str) -> Node {
     Node::start(&dir.join("data"), &["--config", config.to_str().unwrap()])
 }
 
-/// Sends `n` resting orders from CLIENT1 in one write; returns (acks, busy rejects) once every
-/// order has its one answer.
-fn burst_of_orders(c: &mut FixClient, n: usize) -> (usize, usize) {
+/// `n` resting orders from CLIENT1 (ClOrdIDs q0..), framed back to back for one write.
+fn burst_bytes(c: &mut FixClient, n: usize) -> Vec<u8> {
     use ordo_fix::builder::{Builder, Value};
     let mut burst = Vec::new();
     let mut b = Builder::default();
@@ -885,6 +884,13 @@ fn burst_of_orders(c: &mut FixClient, n: usize) -> (usize, usize) {
         b.finish(&mut one);
         burst.extend_from_slice(&one);
     }
+    burst
+}
+
+/// Sends `n` resting orders from CLIENT1 in one write; returns (acks, busy rejects) once every
+/// order has its one answer.
+fn burst_of_orders(c: &mut FixClient, n: usize) -> (usize, usize) {
+    let burst = burst_bytes(c, n);
     c.send_raw(&burst);
     // Every order gets exactly one answer: an ack (ClOrdID in 11), or BusinessMessageReject
     // "system busy" naming it in BusinessRejectRefID (379). Refusals are immediate and acks
@@ -930,6 +936,40 @@ fn full_sequencer_queue_answers_system_busy_and_loses_nothing() {
     // Nothing more comes (no duplicate, no late answer); this session and another are healthy.
     healthy(&mut c);
     healthy(&mut h);
+    let node_dir = node.data_dir.clone();
+    assert!(node.terminate().success());
+    journal_verifies(&node_dir);
+}
+
+/// A disconnect that meets a full sequencer queue still cancels the session's orders: the
+/// safety lane takes it (before, the SessionDisconnected was dropped and the order kept resting
+/// after cancel-on-disconnect).
+#[test]
+fn cancel_on_disconnect_gets_through_a_full_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    // CLIENT1 (the first session) cancels on disconnect; the order queue holds one input.
+    let text = format!("inbound_queue = 1\n{}", ordo_sequencer::config::DEFAULT_CONFIG).replacen(
+        "cancel_on_disconnect = false",
+        "cancel_on_disconnect = true",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let mut c = logged_on(node.port, 1);
+    new_order(&mut c, "rest1", "ACC1", "1", "5", "101");
+    assert_eq!(c.expect(T).get(150), Some("0"));
+    // A burst that fills the one-deep queue, and the connection closed right behind it: the
+    // gateway reads the orders (refusing most as busy) and then the close, with the queue full.
+    let burst = burst_bytes(&mut c, 200);
+    c.send_raw(&burst);
+    drop(c);
+    // rest1 is gone: a sell at its price from another account does not trade; it rests.
+    let mut s = logged_on(node.port, 2);
+    new_order(&mut s, "sell1", "ACC2", "2", "5", "101");
+    let m = s.expect(T);
+    assert_eq!((m.get(11), m.get(150)), (Some("sell1"), Some("0")), "{m}");
+    nothing_pending(&mut s);
     let node_dir = node.data_dir.clone();
     assert!(node.terminate().success());
     journal_verifies(&node_dir);
