@@ -3,6 +3,7 @@
 //! only once their input is durable.
 
 pub mod admin;
+pub mod agent;
 pub mod catalog;
 pub mod clock;
 pub mod config;

@@ -317,7 +317,7 @@ pub async fn run(
             (Arc::clone(&positions), Arc::clone(&stop), Arc::clone(&caught_up));
         let make_engine = move || runner.agent(engine_positions, out_tx, engine_stop, caught_up);
         let stop_node = stop_node.clone();
-        let on_failure: pipeline::OnFailure = Arc::new(move |e: &str| {
+        let on_failure: crate::agent::OnFailure = Arc::new(move |e: &str| {
             tracing::error!(error = %e, "pipeline failed: stopping the node");
             let _ = stop_node.send(true);
         });

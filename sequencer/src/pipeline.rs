@@ -11,7 +11,8 @@
 //!   machines with cores to spare (and `idle = "spin"`).
 //!
 //! Either way the journal comes first: the engine agent reads records only after the sequencer
-//! has published them.
+//! has published them. Every layout runs [`crate::agent::Agent`]s on the one runner of
+//! `crate::agent`: [`Sequencing`] and the engine agent alone, or composed into [`Both`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,17 +22,14 @@ use std::time::Duration;
 use ordo_journal::Positions;
 use tokio::sync::Notify;
 
+use crate::agent::{self, Agent, OnFailure, POLL_INTERVAL, Work};
 use crate::engine_runner::{EngineAgent, EngineWork};
-use crate::idle::{Doorbell, IdleStrategy, Idler};
-use crate::sequencing::{self, SequencerAgent};
+use crate::idle::{Doorbell, IdleStrategy};
+use crate::sequencing::SequencerAgent;
 
 /// Records the engine applies per shared duty cycle before the sequencer runs again (bounds
 /// how long new input waits behind a backlog).
 const ENGINE_BURST: usize = 512;
-/// Longest block while outputs wait for an fsync or for room in the outbound channel. The
-/// journal's durable listener (registered by every layout) ends a wait for an fsync at once;
-/// nothing rings for outbound room, so that is polled.
-const DURABLE_POLL: Duration = Duration::from_micros(50);
 
 /// Thread layout of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +62,9 @@ pub struct Threads {
     pub engine: Option<JoinHandle<Result<(), String>>>,
 }
 
-/// Starts the pipeline. `make_engine` builds the engine agent on the thread that runs it.
-/// `stop` tells the engine no more input will come (shared: set by the thread itself once the
-/// sequencer has stopped).
+/// Starts the pipeline on threads of its own (`shared`, `dedicated`). `make_engine` builds the
+/// engine agent on the thread that runs it. `stop` tells the engine no more input will come: the
+/// sequencing agent sets it once it has closed the journal.
 pub fn start(
     layout: Pipeline,
     sequencer: SequencerAgent,
@@ -76,61 +74,47 @@ pub fn start(
     durable: &Positions,
     on_failure: OnFailure,
 ) -> std::io::Result<Threads> {
+    let sequencing = Sequencing::new(sequencer, Arc::clone(&stop));
     match layout {
         Pipeline::Inline => Err(std::io::Error::other(
-            "the inline pipeline runs as a task: use pipeline::run_inline",
+            "the inline pipeline runs as a task: use pipeline::spawn_inline",
         )),
         Pipeline::Dedicated => {
+            // The engine parks on a doorbell the sequencer rings after every batch, and the
+            // syncer rings after every fsync (outputs held for it).
             let bell = Arc::new(Doorbell::default());
-            let engine_bell = Arc::clone(&bell);
-            let engine_failure = Arc::clone(&on_failure);
-            let engine = std::thread::Builder::new().name("engine".into()).spawn(move || {
-                let run = move || {
-                    let mut agent = make_engine()?;
-                    let mut idler = Idler::new(idle);
-                    engine_bell.register_current();
-                    loop {
-                        match agent.do_work()? {
-                            EngineWork::Finished => return Ok(()),
-                            EngineWork::Did(_) => idler.idle(true),
-                            EngineWork::Idle { .. } => idler.idle(false),
-                        }
-                    }
-                };
-                reporting(&engine_failure, run())
-            })?;
-            // Outputs held for an fsync: the syncer wakes the engine when it has done it.
             let durable_bell = Arc::clone(&bell);
             durable.set_durable_listener(move || durable_bell.ring());
-            let sequencer = sequencing::spawn(sequencer, idle, bell, on_failure)?;
+            let engine = agent::spawn(
+                "engine",
+                make_engine,
+                idle,
+                Some(Arc::clone(&bell)),
+                None,
+                Arc::clone(&on_failure),
+            )?;
+            let sequencer = agent::spawn(
+                "sequencer",
+                move || Ok(sequencing),
+                idle,
+                None,
+                Some(bell),
+                on_failure,
+            )?;
             Ok(Threads {
                 sequencer,
                 engine: Some(engine),
             })
         }
         Pipeline::Shared => {
-            let thread = std::thread::Builder::new()
-                .name("pipeline".into())
-                .spawn(move || {
-                    let run = move || {
-                        let mut engine = make_engine()?;
-                        let mut sequencer = Some(sequencer);
-                        let mut idler = Idler::new(idle);
-                        loop {
-                            let c = cycle(&mut sequencer, &mut engine, &stop)?;
-                            if c.finished {
-                                return Ok(());
-                            }
-                            if let Some(pause) = idler.idle_for(c.work > 0) {
-                                match sequencer.as_mut() {
-                                    Some(s) if !c.must_poll => s.block(pause),
-                                    _ => std::thread::park_timeout(pause.min(DURABLE_POLL)),
-                                }
-                            }
-                        }
-                    };
-                    reporting(&on_failure, run())
-                })?;
+            let thread = agent::spawn(
+                "pipeline",
+                move || Ok(Both::new(sequencing, make_engine()?)),
+                idle,
+                None,
+                None,
+                on_failure,
+            )?;
             // Outputs held for an fsync: the syncer unparks the thread when it has done it.
             let parked = thread.thread().clone();
             durable.set_durable_listener(move || parked.unpark());
@@ -142,72 +126,142 @@ pub fn start(
     }
 }
 
-/// Called (on the failing thread) with the error when a pipeline thread fails, so the node
-/// can stop instead of keeping sessions open that nothing will answer.
-pub type OnFailure = Arc<dyn Fn(&str) + Send + Sync>;
+/// The sequencer agent as the journal's one writer: once it has taken the Shutdown it closes
+/// (syncs) the journal and sets `stop`, which tells the engine no more input comes.
+pub struct Sequencing {
+    agent: Option<SequencerAgent>,
+    stop: Arc<AtomicBool>,
+}
 
-/// Passes `result` through, calling `on_failure` if it is an error.
-pub(crate) fn reporting(on_failure: &OnFailure, result: Result<(), String>) -> Result<(), String> {
-    if let Err(e) = &result {
-        on_failure(e);
+impl Sequencing {
+    /// Wraps the sequencer agent.
+    pub fn new(agent: SequencerAgent, stop: Arc<AtomicBool>) -> Self {
+        Sequencing {
+            agent: Some(agent),
+            stop,
+        }
     }
-    result
 }
 
-/// What one pass over both agents did.
-struct Cycle {
-    /// Records appended, applied and outputs released.
-    work: usize,
-    /// The engine waits for something that does not ring (durability, outbound room).
-    must_poll: bool,
-    /// The engine has finished (stopped and drained).
-    finished: bool,
-}
+impl Agent for Sequencing {
+    fn name(&self) -> &'static str {
+        "sequencer"
+    }
 
-/// One pass: the sequencer appends what is queued (closing the journal once it has taken the
-/// Shutdown, which tells the engine no more input comes), then the engine applies up to
-/// [`ENGINE_BURST`] records.
-fn cycle(
-    sequencer: &mut Option<SequencerAgent>,
-    engine: &mut EngineAgent,
-    stop: &AtomicBool,
-) -> Result<Cycle, String> {
-    let mut work = 0;
-    if let Some(s) = sequencer.as_mut() {
-        work += s.do_work()?;
+    fn do_work(&mut self) -> Result<Work, String> {
+        let Some(s) = self.agent.as_mut() else {
+            return Ok(Work::Finished);
+        };
+        let appended = s.do_work()?;
         if s.stopped() {
-            sequencer.take().expect("present").close()?;
-            stop.store(true, Ordering::Release);
+            self.agent.take().expect("present").close()?;
+            self.stop.store(true, Ordering::Release);
+        }
+        Ok(match appended {
+            0 if self.agent.is_none() => Work::Finished,
+            0 => Work::Idle { must_poll: false },
+            n => Work::Did(n),
+        })
+    }
+
+    /// Blocks on the input queue (a gateway send ends the wait), never past the next Tick.
+    fn wait(&mut self, pause: Duration) {
+        if let Some(s) = self.agent.as_mut() {
+            s.block(pause);
         }
     }
-    for _ in 0..ENGINE_BURST {
-        match engine.do_work()? {
-            EngineWork::Did(n) => work += n,
-            EngineWork::Idle { must_poll } => {
-                return Ok(Cycle {
-                    work,
-                    must_poll,
-                    finished: false,
-                });
-            }
-            EngineWork::Finished => {
-                return Ok(Cycle {
-                    work,
-                    must_poll: false,
-                    finished: true,
-                });
-            }
-        }
+
+    fn due_in(&self) -> Option<Duration> {
+        self.agent.as_ref().map(SequencerAgent::until_tick)
     }
-    Ok(Cycle {
-        work,
-        must_poll: false,
-        finished: false,
-    })
 }
 
-/// Starts [`run_inline`] as a task on the current runtime: `bell` becomes the journal's
-/// durable listener, and a failure is reported to `on_failure` before the task ends.
+impl Agent for EngineAgent {
+    fn name(&self) -> &'static str {
+        "engine"
+    }
+
+    fn do_work(&mut self) -> Result<Work, String> {
+        Ok(match EngineAgent::do_work(self)? {
+            EngineWork::Did(n) => Work::Did(n),
+            EngineWork::Idle { must_poll } => Work::Idle { must_poll },
+            EngineWork::Finished => Work::Finished,
+        })
+    }
+}
+
+/// The sequencer and the engine in one duty cycle (`inline`, `shared`): every input reaches the
+/// engine without a thread wake-up. Each cycle the sequencer appends what is queued, then the
+/// engine applies up to [`ENGINE_BURST`] records.
+pub struct Both {
+    sequencing: Sequencing,
+    engine: EngineAgent,
+    /// The engine's last cycle waits for something that rings nothing (durability, outbound
+    /// room): the thread must then park (the durable listener unparks it), not block on the
+    /// input queue.
+    must_poll: bool,
+}
+
+impl Both {
+    /// Composes the two agents.
+    pub fn new(sequencing: Sequencing, engine: EngineAgent) -> Self {
+        Both {
+            sequencing,
+            engine,
+            must_poll: false,
+        }
+    }
+}
+
+impl Agent for Both {
+    fn name(&self) -> &'static str {
+        "pipeline"
+    }
+
+    fn do_work(&mut self) -> Result<Work, String> {
+        let mut work = match self.sequencing.do_work()? {
+            Work::Did(n) => n,
+            Work::Idle { .. } | Work::Finished => 0,
+        };
+        self.must_poll = false;
+        for _ in 0..ENGINE_BURST {
+            match Agent::do_work(&mut self.engine)? {
+                Work::Did(n) => work += n,
+                Work::Idle { must_poll } => {
+                    self.must_poll = must_poll;
+                    break;
+                }
+                Work::Finished => return Ok(Work::Finished),
+            }
+        }
+        Ok(if work > 0 {
+            Work::Did(work)
+        } else {
+            Work::Idle {
+                must_poll: self.must_poll,
+            }
+        })
+    }
+
+    fn wait(&mut self, pause: Duration) {
+        if self.must_poll || self.sequencing.agent.is_none() {
+            std::thread::park_timeout(pause.min(POLL_INTERVAL));
+        } else {
+            self.sequencing.wait(pause);
+        }
+    }
+
+    fn due_in(&self) -> Option<Duration> {
+        self.sequencing.due_in()
+    }
+}
+
+/// Starts the inline pipeline ([`Both`] as a task on the current runtime, see
+/// [`agent::run_inline`]): no wake-up anywhere between a FIX read and the ExecutionReport it
+/// causes, and the whole node takes one core. The gateway rings `bell` whenever it queues an
+/// input; `bell` also becomes the journal's durable listener, so outputs held for an fsync leave
+/// as soon as the syncer has made them durable, not at the next poll (the runtime's timer has
+/// 1 ms resolution). A failure is reported to `on_failure` before the task ends.
 pub fn spawn_inline(
     sequencer: SequencerAgent,
     engine: EngineAgent,
@@ -219,44 +273,6 @@ pub fn spawn_inline(
 ) -> tokio::task::JoinHandle<Result<(), String>> {
     let durable_bell = Arc::clone(&bell);
     durable.set_durable_listener(move || durable_bell.notify_one());
-    tokio::spawn(async move { reporting(&on_failure, run_inline(sequencer, engine, bell, idle, stop).await) })
-}
-
-/// The inline pipeline: the sequencer and engine agents as one task on the gateway's runtime
-/// thread. An input then goes from the socket to the journal, the engine and back out as an
-/// ExecutionReport without any thread wake-up (on this 2-core VM each costs tens of
-/// microseconds and a context switch), and the whole node takes one core. The gateway rings
-/// `bell` whenever it queues an input; after a cycle that did work the task yields, so
-/// connections and the router run between batches. When idle it waits for the bell, the next
-/// Tick, or (outputs waiting for an fsync or for room) a poll interval. [`spawn_inline`]
-/// registers the bell as the journal's durable listener, so outputs held for an fsync leave as
-/// soon as the syncer has made them durable, not at the next poll (the runtime's timer has 1 ms
-/// resolution).
-pub async fn run_inline(
-    sequencer: SequencerAgent,
-    mut engine: EngineAgent,
-    bell: Arc<Notify>,
-    idle: IdleStrategy,
-    stop: Arc<AtomicBool>,
-) -> Result<(), String> {
-    let mut sequencer = Some(sequencer);
-    loop {
-        let c = cycle(&mut sequencer, &mut engine, &stop)?;
-        if c.finished {
-            return Ok(());
-        }
-        // `spin`: never wait. A yielded task makes the runtime poll its sockets without
-        // blocking (epoll_wait with a zero timeout) before running the task again, so the
-        // thread busy-polls the network and the pipeline: no sleep, no wake-up, a whole core.
-        if c.work > 0 || idle == IdleStrategy::Spin {
-            tokio::task::yield_now().await;
-            continue;
-        }
-        let wait = match &sequencer {
-            Some(s) if !c.must_poll => s.until_tick(),
-            _ => DURABLE_POLL,
-        };
-        // A ring between the cycle and this wait is kept as a permit: nothing is missed.
-        let _ = tokio::time::timeout(wait, bell.notified()).await;
-    }
+    let both = Both::new(Sequencing::new(sequencer, stop), engine);
+    tokio::spawn(async move { agent::reporting(&on_failure, agent::run_inline(both, bell, idle).await) })
 }

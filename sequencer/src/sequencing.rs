@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ordo_engine::Command;
@@ -14,7 +13,6 @@ use ordo_engine::types::FixedStr;
 use ordo_journal::JournalWriter;
 
 use crate::clock::Stamper;
-use crate::idle::{Doorbell, IdleStrategy, Idler};
 use crate::schema::{Event, KIND_EVENT};
 
 /// The session id of events the node makes itself (ticks, setup).
@@ -434,34 +432,6 @@ impl SequencerAgent {
             .map(|_| ())
             .map_err(|e| format!("journal close: {e}"))
     }
-}
-
-/// Runs the sequencer agent on its own thread. It rings `engine_bell` whenever it has
-/// published records.
-pub fn spawn(
-    mut agent: SequencerAgent,
-    idle: IdleStrategy,
-    engine_bell: Arc<Doorbell>,
-    on_failure: crate::pipeline::OnFailure,
-) -> std::io::Result<JoinHandle<Result<(), String>>> {
-    std::thread::Builder::new()
-        .name("sequencer".into())
-        .spawn(move || {
-            let run = move || {
-                let mut idler = Idler::new(idle);
-                while !agent.stopped() {
-                    let n = agent.do_work()?;
-                    if n > 0 {
-                        engine_bell.ring();
-                    }
-                    if let Some(pause) = idler.idle_for(n > 0) {
-                        agent.block(pause);
-                    }
-                }
-                agent.close()
-            };
-            crate::pipeline::reporting(&on_failure, run())
-        })
 }
 
 #[cfg(test)]

@@ -1100,6 +1100,39 @@ fn node_stops_by_itself_when_its_journal_cannot_be_applied() {
     }
 }
 
+/// The threaded layouts (`shared`: both agents on one thread; `dedicated`: a thread each, on the
+/// one agent runner) trade, answer with `batch` durability (outputs held for the fsync, the
+/// durable listener waking the right thread), and stop cleanly with the journal synced.
+#[test]
+fn threaded_pipelines_serve_trades_and_stop() {
+    for pipeline in ["shared", "dedicated"] {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), &["--pipeline", pipeline, "--durability", "batch"]);
+        let mut buyer = logged_on(node.port, 1);
+        let mut seller = logged_on(node.port, 2);
+        new_order(&mut buyer, "b1", "ACC1", "1", "100", "100.00");
+        assert_eq!(buyer.expect(T).get(150), Some("0"), "{pipeline}");
+        new_order(&mut seller, "s1", "ACC2", "2", "100", "100.00");
+        assert_eq!(seller.expect(T).get(150), Some("0"), "{pipeline}");
+        let fill = seller.expect(T);
+        assert_eq!(
+            (fill.get(150), fill.get(32)),
+            (Some("F"), Some("100")),
+            "{pipeline}: {fill}"
+        );
+        let fill = buyer.expect(T);
+        assert_eq!(
+            (fill.get(150), fill.get(39)),
+            (Some("F"), Some("2")),
+            "{pipeline}: {fill}"
+        );
+        healthy(&mut buyer);
+        let status = node.terminate();
+        assert!(status.success(), "{pipeline}: exit status {status}");
+        journal_verifies(dir.path());
+    }
+}
+
 fn stops_on_unappliable_journal(pipeline: &str) {
     // A journal whose first record is not the genesis record (written here with the journal
     // API, as a damaged or foreign journal would be): the engine refuses it. The node must say
