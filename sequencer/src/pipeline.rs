@@ -74,6 +74,8 @@ pub fn start(
     durable: &Positions,
     on_failure: OnFailure,
 ) -> std::io::Result<Threads> {
+    // The thread that runs the sequencer registers the doorbell every input rings.
+    let inputs = sequencer.doorbell();
     let sequencing = Sequencing::new(sequencer, Arc::clone(&stop));
     match layout {
         Pipeline::Inline => Err(std::io::Error::other(
@@ -111,7 +113,7 @@ pub fn start(
                 "pipeline",
                 move || Ok(Both::new(sequencing, make_engine()?)),
                 idle,
-                None,
+                Some(inputs),
                 None,
                 on_failure,
             )?;
@@ -164,7 +166,7 @@ impl Agent for Sequencing {
         })
     }
 
-    /// Blocks on the input queue (a gateway send ends the wait), never past the next Tick.
+    /// Waits for input (a gateway send ends the wait), never past the next Tick.
     fn wait(&mut self, pause: Duration) {
         if let Some(s) = self.agent.as_mut() {
             s.block(pause);
@@ -196,9 +198,8 @@ impl Agent for EngineAgent {
 pub struct Both {
     sequencing: Sequencing,
     engine: EngineAgent,
-    /// The engine's last cycle waits for something that rings nothing (durability, outbound
-    /// room): the thread must then park (the durable listener unparks it), not block on the
-    /// input queue.
+    /// The engine's last cycle waits for something that rings nothing (outbound room): the
+    /// thread then parks at most [`POLL_INTERVAL`] instead of until input or the next Tick.
     must_poll: bool,
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
 use ordo_engine::Command;
@@ -13,6 +13,7 @@ use ordo_engine::types::FixedStr;
 use ordo_journal::JournalWriter;
 
 use crate::clock::Stamper;
+use crate::idle::Doorbell;
 use crate::schema::{Event, KIND_EVENT};
 
 /// The session id of events the node makes itself (ticks, setup).
@@ -27,8 +28,6 @@ pub enum Inbound {
     Tracked(Event, tokio::sync::oneshot::Sender<u64>),
     /// A session's safety event (reset, disconnect), from [`InboundTx::send_safety`].
     Safety(u32, Event),
-    /// Nothing: wakes a sequencer blocked on the order lane (sent with every safety input).
-    Wake,
     /// Append nothing more, sync and stop.
     Shutdown,
 }
@@ -59,6 +58,9 @@ pub struct InboundTx {
     safety: SyncSender<Ticketed>,
     shared: Arc<LaneState>,
     bell: Option<Arc<tokio::sync::Notify>>,
+    /// Unparks the thread that runs the sequencer (threaded layouts; unregistered, a ring
+    /// costs one atomic load).
+    doorbell: Arc<Doorbell>,
 }
 
 /// What both ends of the lanes share.
@@ -75,6 +77,7 @@ pub struct InboundRx {
     rx: Receiver<Ticketed>,
     safety: Receiver<Ticketed>,
     shared: Arc<LaneState>,
+    doorbell: Arc<Doorbell>,
     /// The head of each lane, taken but not yet appended (the merge compares their tickets).
     order_head: Option<Ticketed>,
     safety_head: Option<Ticketed>,
@@ -99,16 +102,19 @@ pub fn inbound_channel(
         next_ticket: AtomicU64::new(0),
         outstanding: (0..sessions).map(|_| AtomicU32::new(0)).collect(),
     });
+    let doorbell = Arc::new(Doorbell::default());
     let sender = InboundTx {
         tx,
         safety: safety_tx,
         shared: Arc::clone(&shared),
         bell,
+        doorbell: Arc::clone(&doorbell),
     };
     let receiver = InboundRx {
         rx,
         safety: safety_rx,
         shared,
+        doorbell,
         order_head: None,
         safety_head: None,
         order_closed: false,
@@ -126,6 +132,7 @@ impl InboundTx {
         if let Some(bell) = &self.bell {
             bell.notify_one();
         }
+        self.doorbell.ring();
     }
 
     /// Queues an input on the order lane without blocking; the input is dropped when refused
@@ -168,9 +175,6 @@ impl InboundTx {
             Err(TrySendError::Full(_)) => return Err(Refused::Full),
             Err(TrySendError::Disconnected(_)) => return Err(Refused::Stopped),
         }
-        // A sequencer blocked on the order lane wakes on any input there: a wake-up token (if
-        // that lane is full the sequencer is busy draining it and needs no wake-up).
-        let _ = self.tx.try_send((u64::MAX, Inbound::Wake));
         self.ring();
         Ok(())
     }
@@ -220,14 +224,19 @@ impl InboundRx {
         Ok(head.take().expect("chosen head is present").1)
     }
 
-    /// Blocks on the order lane for at most `pause` (a safety send puts a wake-up token there).
-    fn block(&mut self, pause: Duration) -> Result<(), RecvTimeoutError> {
+    /// Parks for at most `pause` unless an input is queued; every send rings the doorbell the
+    /// sequencer's thread registered (a ring between the check and the park makes the park
+    /// return at once).
+    fn block(&mut self, pause: Duration) {
         if self.order_head.is_some() || self.safety_head.is_some() || self.order_closed {
-            return Ok(());
+            return;
         }
-        let t = self.rx.recv_timeout(pause)?;
-        self.order_head = Some(t);
-        Ok(())
+        std::thread::park_timeout(pause);
+    }
+
+    /// The doorbell every send rings: the thread that runs the sequencer registers it.
+    pub fn doorbell(&self) -> Arc<Doorbell> {
+        Arc::clone(&self.doorbell)
     }
 
     /// A safety event of `session` is journaled.
@@ -362,7 +371,6 @@ impl SequencerAgent {
                         self.rx.journaled(session);
                         n += 1;
                     }
-                    Ok(Inbound::Wake) => {}
                     Ok(Inbound::Tracked(e, reply)) => {
                         let ts = self.stamper.stamp();
                         let seq = batch
@@ -397,16 +405,18 @@ impl SequencerAgent {
         Ok(n)
     }
 
-    /// Blocks on the input queue for at most `pause` (and never past the next tick); a gateway
-    /// send ends the wait at once.
+    /// Waits for input for at most `pause` (and never past the next tick); a gateway send ends
+    /// the wait at once (it rings [`SequencerAgent::doorbell`]).
     pub fn block(&mut self, pause: Duration) {
         if self.stopped {
             return;
         }
-        match self.rx.block(pause.min(self.until_tick())) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => self.stopped = true,
-        }
+        self.rx.block(pause.min(self.until_tick()));
+    }
+
+    /// The doorbell every input rings: register it on the thread that runs this agent.
+    pub fn doorbell(&self) -> Arc<Doorbell> {
+        self.rx.doorbell()
     }
 
     /// How long until a Tick is due (zero when it is).
