@@ -841,6 +841,12 @@ impl Batch<'_> {
         self.writer.write_archived(timestamp_ns, kind, value)
     }
 
+    /// Timestamp of the last record written (in this batch or before it); 0 for an empty
+    /// journal.
+    pub fn last_timestamp_ns(&self) -> u64 {
+        self.writer.last_timestamp_ns()
+    }
+
     /// Publishes the batch now; returns the last sequence number written.
     pub fn commit(self) -> u64 {
         self.writer.last_seq()

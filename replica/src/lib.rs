@@ -1,3 +1,17 @@
-//! Hot standbys: the sequenced stream over Aeron, leadership by openraft.
+//! Consensus for ordo: openraft 0.9 decides leadership and commit, and the journal is its log
+//! (`docs/REPLICATION.md`).
 //!
-//! Not written yet; see `docs/ARCHITECTURE.md` for its place in the data flow.
+//! * [`storage`]: openraft's log storage and state machine on the journal.
+//! * [`entry`]: the ENTRY record (one raft entry in the journal); [`batch`]: an entry's records.
+//! * [`transport`]: the seam between members, with [`transport::SimNet`] for tests;
+//!   [`network`]: openraft's network over it; [`wire`]: the messages.
+//! * [`member`]: one member: raft on its journal, its dispatcher.
+
+pub mod batch;
+pub mod entry;
+pub mod member;
+pub mod network;
+pub mod storage;
+pub mod transport;
+pub mod types;
+pub mod wire;

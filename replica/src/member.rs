@@ -1,0 +1,133 @@
+//! One cluster member's consensus: its raft instance on its journal, its network, and the
+//! dispatcher that feeds what arrives from the transport to raft (requests) or to their waiters
+//! (answers).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use openraft::{Config, SnapshotPolicy};
+use ordo_journal::Durability;
+
+use crate::network::{Network, Rpc};
+use crate::storage::{self, JournalLog};
+use crate::transport::{Inbox, Transport};
+use crate::types::{NodeId, Raft};
+use crate::wire::{self, Request, Response, Wire};
+
+/// What a member needs to start.
+#[derive(Debug, Clone)]
+pub struct MemberConfig {
+    /// Its id.
+    pub id: NodeId,
+    /// Its data directory (`journal/`, `raft/`).
+    pub dir: PathBuf,
+    /// Its journal's durability policy: an entry counts towards a commit once durable under it.
+    pub durability: Durability,
+    /// Leader heartbeat, ms.
+    pub heartbeat_ms: u64,
+    /// Election timeout range, ms.
+    pub election_timeout_min_ms: u64,
+    /// See `election_timeout_min_ms`.
+    pub election_timeout_max_ms: u64,
+}
+
+impl MemberConfig {
+    /// Member `id` in `dir` with the default timings of `docs/REPLICATION.md` (4.6).
+    pub fn new(id: NodeId, dir: impl Into<PathBuf>) -> Self {
+        MemberConfig {
+            id,
+            dir: dir.into(),
+            durability: Durability::None,
+            heartbeat_ms: 20,
+            election_timeout_min_ms: 80,
+            election_timeout_max_ms: 160,
+        }
+    }
+
+    /// openraft's configuration.
+    pub fn raft_config(&self) -> Result<Config, String> {
+        Config {
+            cluster_name: "ordo".into(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            // Engine snapshots are not built yet; nothing is purged, so none is ever needed.
+            snapshot_policy: SnapshotPolicy::Never,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| format!("raft configuration: {e}"))
+    }
+}
+
+/// A running member.
+pub struct RunningMember {
+    /// Its id.
+    pub id: NodeId,
+    /// Its raft instance.
+    pub raft: Raft,
+    /// Its log (the journal).
+    pub log: JournalLog,
+    dispatcher: tokio::task::JoinHandle<()>,
+}
+
+impl RunningMember {
+    /// Opens the member's journal as its raft log and starts raft and the dispatcher of `inbox`.
+    pub async fn start(
+        cfg: &MemberConfig,
+        transport: Arc<dyn Transport>,
+        inbox: Inbox,
+    ) -> Result<Self, String> {
+        let (log, sm) = storage::open(&cfg.dir, cfg.durability).map_err(|e| e.to_string())?;
+        let rpc = Rpc::new(cfg.id, transport);
+        let raft = Raft::new(
+            cfg.id,
+            Arc::new(cfg.raft_config()?),
+            Network::new(Arc::clone(&rpc)),
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(|e| format!("member {}: raft: {e}", cfg.id))?;
+        let dispatcher = tokio::spawn(dispatch(inbox, raft.clone(), rpc));
+        Ok(RunningMember {
+            id: cfg.id,
+            raft,
+            log,
+            dispatcher,
+        })
+    }
+
+    /// Stops raft and the dispatcher (a clean stop; a killed member just disappears).
+    pub async fn shutdown(self) {
+        let _ = self.raft.shutdown().await;
+        self.dispatcher.abort();
+    }
+}
+
+/// Feeds arriving messages to raft (requests, each answered on a task of its own so that a slow
+/// append never holds up a vote) or to their waiters (answers). A message that does not decode
+/// is logged and dropped, as a damaged packet.
+async fn dispatch(mut inbox: Inbox, raft: Raft, rpc: Arc<Rpc>) {
+    while let Some(bytes) = inbox.recv().await {
+        match wire::decode(&bytes) {
+            Ok(Wire::Response { id, body }) => rpc.complete(id, body),
+            Ok(Wire::Request { id, from, body }) => {
+                let raft = raft.clone();
+                let rpc = Arc::clone(&rpc);
+                tokio::spawn(async move {
+                    let body = match body {
+                        Request::Vote(r) => Response::Vote(raft.vote(r).await),
+                        Request::Append(r) => Response::Append(raft.append_entries(r).await),
+                        Request::Snapshot(r) => Response::Snapshot(raft.install_snapshot(r).await),
+                    };
+                    match wire::encode(&Wire::Response { id, body }) {
+                        Ok(bytes) => rpc.transport().send(rpc.me(), from, bytes),
+                        Err(e) => tracing::error!(%e, "raft answer does not encode"),
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(%e, "dropped a message"),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! openraft's network over a [`Transport`]: each request gets a correlation id and a waiter; the
+//! member's dispatcher ([`crate::member`]) completes the waiter when the answer arrives. A
+//! request not answered within openraft's time-to-live is `Unreachable` to openraft (which
+//! backs off and retries); a late answer finds no waiter and is dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use tokio::sync::oneshot;
+
+use crate::transport::Transport;
+use crate::types::{Member, NodeId, TypeConfig};
+use crate::wire::{self, Request, Response, Wire};
+
+/// Requests of one member waiting for their answers. Bounded by what openraft has in flight:
+/// one AppendEntries per follower and one vote round; a waiter is removed when answered or
+/// timed out.
+pub struct Rpc {
+    me: NodeId,
+    transport: Arc<dyn Transport>,
+    next_id: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+#[error("member {to}: {reason}")]
+struct NoAnswer {
+    to: NodeId,
+    reason: &'static str,
+}
+
+impl Rpc {
+    /// The requests of member `me`, sent over `transport`.
+    pub fn new(me: NodeId, transport: Arc<dyn Transport>) -> Arc<Self> {
+        Arc::new(Rpc {
+            me,
+            transport,
+            next_id: AtomicU64::new(1),
+            waiting: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// This member's id.
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Response>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn call(&self, to: NodeId, body: Request, ttl: Duration) -> Result<Response, NoAnswer> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = wire::encode(&Wire::Request {
+            id,
+            from: self.me,
+            body,
+        })
+        .map_err(|_| NoAnswer {
+            to,
+            reason: "request does not encode",
+        })?;
+        let (tx, rx) = oneshot::channel();
+        self.waiting().insert(id, tx);
+        self.transport.send(self.me, to, bytes);
+        let answer = tokio::time::timeout(ttl, rx).await;
+        self.waiting().remove(&id);
+        match answer {
+            Ok(Ok(r)) => Ok(r),
+            _ => Err(NoAnswer {
+                to,
+                reason: "no answer in time",
+            }),
+        }
+    }
+
+    /// An answer arrived: wakes its waiter (none if it timed out: dropped).
+    pub fn complete(&self, id: u64, response: Response) {
+        if let Some(tx) = self.waiting().remove(&id) {
+            let _ = tx.send(response);
+        }
+    }
+}
+
+/// Makes one [`Connection`] per peer.
+pub struct Network {
+    rpc: Arc<Rpc>,
+}
+
+impl Network {
+    /// openraft's network for the member that owns `rpc`.
+    pub fn new(rpc: Arc<Rpc>) -> Self {
+        Network { rpc }
+    }
+}
+
+/// Requests to one peer.
+pub struct Connection {
+    rpc: Arc<Rpc>,
+    target: NodeId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, _node: &Member) -> Connection {
+        Connection {
+            rpc: Arc::clone(&self.rpc),
+            target,
+        }
+    }
+}
+
+fn unreachable<E: std::error::Error>(e: NoAnswer) -> RPCError<NodeId, Member, E> {
+    RPCError::Unreachable(Unreachable::new(&e))
+}
+
+fn mismatched<E: std::error::Error>(target: NodeId) -> RPCError<NodeId, Member, E> {
+    RPCError::Network(NetworkError::new(&NoAnswer {
+        to: target,
+        reason: "answer of another kind",
+    }))
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        req: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self
+            .rpc
+            .call(self.target, Request::Append(req), option.hard_ttl())
+            .await
+            .map_err(unreachable)?
+        {
+            Response::Append(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            _ => Err(mismatched(self.target)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        req: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self
+            .rpc
+            .call(self.target, Request::Snapshot(req), option.hard_ttl())
+            .await
+            .map_err(unreachable)?
+        {
+            Response::Snapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            _ => Err(mismatched(self.target)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        req: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self
+            .rpc
+            .call(self.target, Request::Vote(req), option.hard_ttl())
+            .await
+            .map_err(unreachable)?
+        {
+            Response::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            _ => Err(mismatched(self.target)),
+        }
+    }
+}
