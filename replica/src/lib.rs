@@ -5,12 +5,14 @@
 //! * [`entry`]: the ENTRY record (one raft entry in the journal); [`batch`]: an entry's records.
 //! * [`transport`]: the seam between members, with [`transport::SimNet`] for tests;
 //!   [`network`]: openraft's network over it; [`wire`]: the messages.
-//! * [`member`]: one member: raft on its journal, its dispatcher.
+//! * [`member`]: one member: raft on its journal, its dispatcher, its [`role`] (openraft 0.9 has
+//!   no CheckQuorum: a leader cut off from the majority is told to stop serving).
 
 pub mod batch;
 pub mod entry;
 pub mod member;
 pub mod network;
+pub mod role;
 pub mod storage;
 pub mod transport;
 pub mod types;

@@ -4,11 +4,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::{Config, SnapshotPolicy};
 use ordo_journal::Durability;
 
 use crate::network::{Network, Rpc};
+use crate::role::{LeaderWatch, Role};
 use crate::storage::{self, JournalLog};
 use crate::transport::{Inbox, Transport};
 use crate::types::{NodeId, Raft};
@@ -68,7 +70,10 @@ pub struct RunningMember {
     pub raft: Raft,
     /// Its log (the journal).
     pub log: JournalLog,
+    /// Its role, updated on every metrics change and every heartbeat interval.
+    pub role: tokio::sync::watch::Receiver<Role>,
     dispatcher: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl RunningMember {
@@ -90,11 +95,20 @@ impl RunningMember {
         .await
         .map_err(|e| format!("member {}: raft: {e}", cfg.id))?;
         let dispatcher = tokio::spawn(dispatch(inbox, raft.clone(), rpc));
+        let (role_tx, role) = tokio::sync::watch::channel(Role::Follower {
+            term: 0,
+            leader: None,
+        });
+        let watch = LeaderWatch::new(Duration::from_millis(cfg.election_timeout_max_ms));
+        let every = Duration::from_millis(cfg.heartbeat_ms.max(1));
+        let watcher = tokio::spawn(watch_role(raft.clone(), watch, every, role_tx));
         Ok(RunningMember {
             id: cfg.id,
             raft,
             log,
+            role,
             dispatcher,
+            watcher,
         })
     }
 
@@ -102,6 +116,30 @@ impl RunningMember {
     pub async fn shutdown(self) {
         let _ = self.raft.shutdown().await;
         self.dispatcher.abort();
+        self.watcher.abort();
+    }
+}
+
+/// Publishes the member's role whenever the metrics change, and at least every `every` (a cut-off
+/// leader's quorum age grows without any other change).
+async fn watch_role(
+    raft: Raft,
+    mut watch: LeaderWatch,
+    every: Duration,
+    tx: tokio::sync::watch::Sender<Role>,
+) {
+    let mut metrics = raft.metrics();
+    loop {
+        let role = watch.observe(&metrics.borrow_and_update(), std::time::Instant::now());
+        tx.send_if_modified(|r| std::mem::replace(r, role) != role);
+        if role == Role::Stopped {
+            return;
+        }
+        // Raft gone (its metrics sender dropped): stopped. A timeout: look again.
+        if let Ok(Err(_)) = tokio::time::timeout(every, metrics.changed()).await {
+            let _ = tx.send(Role::Stopped);
+            return;
+        }
     }
 }
 
