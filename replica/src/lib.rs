@@ -3,11 +3,13 @@
 //!
 //! * [`storage`]: openraft's log storage and state machine on the journal.
 //! * [`entry`]: the ENTRY record (one raft entry in the journal); [`batch`]: an entry's records.
-//! * [`transport`]: the seam between members, with [`transport::SimNet`] for tests;
+//! * [`transport`]: the seam between members, with [`transport::SimNet`] for tests and
+//!   [`aeron::AeronTransport`] (UDP between members);
 //!   [`network`]: openraft's network over it; [`wire`]: the messages.
 //! * [`member`]: one member: raft on its journal, its dispatcher, its [`role`] (openraft 0.9 has
 //!   no CheckQuorum: a leader cut off from the majority is told to stop serving).
 
+pub mod aeron;
 pub mod batch;
 pub mod entry;
 pub mod member;

@@ -1,0 +1,368 @@
+//! Members' messages over Aeron (rusteron): UDP unicast to each member's configured endpoint, a
+//! media driver embedded in the member with SHARED threading and a backoff idle strategy
+//! (nothing spins: `../shared/notes/aeron.md`).
+//!
+//! rusteron's handles are not `Send`, so one thread owns them all (the "aeron" thread): it takes
+//! outgoing messages from a bounded queue (a full queue drops the message, as a congested network
+//! would: raft retries), offers each to the peer's exclusive publication, and polls the member's
+//! subscription through a fragment assembler (messages above the MTU arrive in fragments),
+//! handing whole messages to the member's inbox. It backs off from 10 us to 1 ms of sleep when
+//! idle; a send wakes it at once.
+//!
+//! Each member's driver has its own directory, `<aeron_root>/ordo-aeron-<id>-<pid>`: two drivers
+//! never share one (a driver silently takes over a live one's directory), and directories left
+//! by killed members (their pid gone) are removed at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusteron_client::{
+    Aeron, AeronContext, AeronExclusivePublication, AeronFragmentHandlerCallback, AeronHeader,
+    AeronSubscription, Handler, Handlers, IntoCString,
+};
+use rusteron_media_driver::bindings::aeron_threading_mode_enum;
+use rusteron_media_driver::{AeronDriver, AeronDriverContext};
+use tokio::sync::mpsc;
+
+use crate::transport::{INBOX_MESSAGES, Inbox, Transport};
+use crate::types::NodeId;
+
+/// The Aeron stream that carries raft's messages.
+pub const RAFT_STREAM_ID: i32 = 1001;
+/// Outgoing messages queued for the aeron thread, at most (then dropped).
+pub const OUTBOX_MESSAGES: usize = 4096;
+/// Fragments taken per poll.
+const FRAGMENT_LIMIT: usize = 64;
+/// Longest sleep of an idle aeron thread.
+const MAX_IDLE: Duration = Duration::from_millis(1);
+/// How long to wait for the driver, a publication or a subscription.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a member's Aeron lives.
+#[derive(Debug, Clone)]
+pub struct AeronConfig {
+    /// This member.
+    pub me: NodeId,
+    /// Every member's UDP endpoint (this one's included: it subscribes there).
+    pub endpoints: BTreeMap<NodeId, SocketAddr>,
+    /// Where driver directories go (`/dev/shm` on Linux).
+    pub aeron_root: PathBuf,
+}
+
+/// A member's Aeron transport.
+pub struct AeronTransport {
+    outbox: SyncSender<(NodeId, Vec<u8>)>,
+    thread: std::thread::Thread,
+    stop: Arc<AtomicBool>,
+    handle: std::sync::Mutex<Option<JoinHandle<()>>>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for AeronTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AeronTransport")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The aeron directory of member `me` in this process.
+fn driver_dir(root: &Path, me: NodeId) -> PathBuf {
+    root.join(format!("ordo-aeron-{me}-{}", std::process::id()))
+}
+
+/// Removes driver directories of member `me` whose process is gone (a killed member's).
+fn remove_stale_dirs(root: &Path, me: NodeId) {
+    let prefix = format!("ordo-aeron-{me}-");
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&prefix).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+impl AeronTransport {
+    /// Starts the member's driver and its aeron thread; whole messages that arrive go to the
+    /// returned inbox. Fails (never panics) when the driver, the subscription or a publication
+    /// cannot be set up within [`SETUP_TIMEOUT`].
+    pub fn start(cfg: &AeronConfig) -> Result<(Arc<AeronTransport>, Inbox), String> {
+        let own = *cfg
+            .endpoints
+            .get(&cfg.me)
+            .ok_or_else(|| format!("member {} has no endpoint in the cluster", cfg.me))?;
+        remove_stale_dirs(&cfg.aeron_root, cfg.me);
+        let dir = driver_dir(&cfg.aeron_root, cfg.me);
+        let (outbox, outgoing) = sync_channel(OUTBOX_MESSAGES);
+        let (inbox_tx, inbox) = mpsc::channel(INBOX_MESSAGES);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let peers: Vec<(NodeId, SocketAddr)> = cfg
+            .endpoints
+            .iter()
+            .filter(|(id, _)| **id != cfg.me)
+            .map(|(id, a)| (*id, *a))
+            .collect();
+        let thread_stop = Arc::clone(&stop);
+        let thread_dir = dir.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("aeron-{}", cfg.me))
+            .spawn(move || match Wired::set_up(&thread_dir, own, &peers) {
+                Ok(wired) => {
+                    let _ = ready_tx.send(Ok(()));
+                    wired.run(&outgoing, &inbox_tx, &thread_stop);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| format!("spawn the aeron thread: {e}"))?;
+        let thread = handle.thread().clone();
+        match ready_rx.recv_timeout(SETUP_TIMEOUT * 2) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(format!(
+                    "aeron {}: not set up within {:?}",
+                    dir.display(),
+                    SETUP_TIMEOUT * 2
+                ));
+            }
+        }
+        let transport = Arc::new(AeronTransport {
+            outbox,
+            thread,
+            stop,
+            handle: std::sync::Mutex::new(Some(handle)),
+            dir,
+        });
+        Ok((transport, inbox))
+    }
+
+    /// The driver's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the aeron thread and the driver (which removes its directory).
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.thread.unpark();
+        let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for AeronTransport {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Transport for AeronTransport {
+    fn send(&self, _from: NodeId, to: NodeId, message: Vec<u8>) {
+        // A full outbox drops the message: raft retries, as after a lost packet.
+        if self.outbox.try_send((to, message)).is_ok() {
+            self.thread.unpark();
+        }
+    }
+}
+
+/// Hands each whole message to the member's inbox (dropped when the inbox is full).
+struct ToInbox {
+    inbox: mpsc::Sender<Vec<u8>>,
+}
+
+impl AeronFragmentHandlerCallback for ToInbox {
+    fn handle_aeron_fragment_handler(&mut self, msg: &[u8], _header: AeronHeader) {
+        let _ = self.inbox.try_send(msg.to_vec());
+    }
+}
+
+/// What the aeron thread owns.
+struct Wired {
+    // Field order is drop order: publications and the subscription before the client, the
+    // client before the driver.
+    publications: BTreeMap<NodeId, AeronExclusivePublication>,
+    subscription: AeronSubscription,
+    _client: Aeron,
+    driver: RunningDriver,
+}
+
+impl Wired {
+    fn set_up(dir: &Path, own: SocketAddr, peers: &[(NodeId, SocketAddr)]) -> Result<Wired, String> {
+        let driver = RunningDriver::launch(dir)?;
+        let aeron_error =
+            |what: &str, e: rusteron_client::AeronCError| format!("aeron {}: {what}: {e:?}", dir.display());
+        let ctx = AeronContext::new().map_err(|e| aeron_error("client context", e))?;
+        ctx.set_dir(&dir.display().to_string().into_c_string())
+            .map_err(|e| aeron_error("client dir", e))?;
+        ctx.set_error_handler(Some(|code: i32, msg: &str| {
+            tracing::warn!(code, msg, "aeron error")
+        }))
+        .map_err(|e| aeron_error("error handler", e))?;
+        let client = Aeron::new(&ctx).map_err(|e| aeron_error("client", e))?;
+        client.start().map_err(|e| aeron_error("client start", e))?;
+        let channel = |addr: &SocketAddr| format!("aeron:udp?endpoint={addr}").into_c_string();
+        let subscription = client
+            .async_add_subscription(&channel(&own), RAFT_STREAM_ID, Handlers::NONE, Handlers::NONE)
+            .map_err(|e| aeron_error("subscription", e))?
+            .poll_blocking(SETUP_TIMEOUT)
+            .map_err(|e| aeron_error("subscription", e))?;
+        let mut publications = BTreeMap::new();
+        for (id, addr) in peers {
+            let p = client
+                .async_add_exclusive_publication(&channel(addr), RAFT_STREAM_ID)
+                .map_err(|e| aeron_error("publication", e))?
+                .poll_blocking(SETUP_TIMEOUT)
+                .map_err(|e| aeron_error("publication", e))?;
+            publications.insert(*id, p);
+        }
+        Ok(Wired {
+            publications,
+            subscription,
+            _client: client,
+            driver,
+        })
+    }
+
+    /// The duty cycle: send what is queued, poll what arrived, back off when idle.
+    fn run(self, outgoing: &Receiver<(NodeId, Vec<u8>)>, inbox: &mpsc::Sender<Vec<u8>>, stop: &AtomicBool) {
+        let Ok((assembler, _delegate)) = Handler::with_fragment_assembler(ToInbox { inbox: inbox.clone() })
+        else {
+            tracing::error!("aeron: no fragment assembler: the transport stops");
+            return;
+        };
+        let mut idle = Duration::ZERO;
+        while !stop.load(Ordering::Acquire) {
+            let mut work = 0usize;
+            loop {
+                match outgoing.try_recv() {
+                    Ok((to, bytes)) => {
+                        work += 1;
+                        if let Some(p) = self.publications.get(&to) {
+                            // Not connected yet, back-pressured or closed: lost, raft retries.
+                            let _ = p.offer(&bytes);
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            match self.subscription.poll(Some(&assembler), FRAGMENT_LIMIT) {
+                Ok(n) => work += n as usize,
+                Err(e) => tracing::warn!(?e, "aeron poll"),
+            }
+            if work > 0 {
+                idle = Duration::ZERO;
+                continue;
+            }
+            idle = (idle * 2).clamp(Duration::from_micros(10), MAX_IDLE);
+            std::thread::park_timeout(idle);
+        }
+        drop(self.publications);
+        drop(self.subscription);
+        self.driver.stop();
+    }
+}
+
+/// The embedded media driver, on a thread of its own, stopped and joined by [`RunningDriver::stop`].
+struct RunningDriver {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl RunningDriver {
+    /// Launches a driver on `dir` (which must not exist: see the module docs), SHARED threading
+    /// with the backoff idle strategy.
+    fn launch(dir: &Path) -> Result<RunningDriver, String> {
+        let fail = |what: &str, e: rusteron_media_driver::AeronCError| {
+            format!("aeron driver {}: {what}: {e:?}", dir.display())
+        };
+        let ctx = AeronDriverContext::new().map_err(|e| fail("context", e))?;
+        ctx.set_dir(&dir.display().to_string().into_c_string())
+            .map_err(|e| fail("dir", e))?;
+        ctx.set_dir_delete_on_start(true)
+            .map_err(|e| fail("delete on start", e))?;
+        ctx.set_dir_delete_on_shutdown(true)
+            .map_err(|e| fail("delete on shutdown", e))?;
+        ctx.set_threading_mode(aeron_threading_mode_enum::AERON_THREADING_MODE_SHARED)
+            .map_err(|e| fail("threading", e))?;
+        ctx.set_shared_idle_strategy(c"backoff")
+            .map_err(|e| fail("idle strategy", e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread_stop = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("aeron-driver".into())
+            .spawn(move || {
+                let driver = match AeronDriver::new(&ctx).and_then(|d| d.start(true).map(|_| d)) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("{e:?}")));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                while !thread_stop.load(Ordering::Acquire) {
+                    match driver.main_do_work() {
+                        Ok(work) => driver.main_idle_strategy(work),
+                        Err(e) => {
+                            tracing::error!(?e, "aeron driver stopped");
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("spawn the aeron driver: {e}"))?;
+        match ready_rx.recv_timeout(SETUP_TIMEOUT) {
+            Ok(Ok(())) => Ok(RunningDriver {
+                stop,
+                handle: Some(handle),
+            }),
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                Err(format!("aeron driver {}: {e}", dir.display()))
+            }
+            Err(_) => Err(format!(
+                "aeron driver {}: not started within {SETUP_TIMEOUT:?}",
+                dir.display()
+            )),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for RunningDriver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
