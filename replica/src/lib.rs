@@ -6,11 +6,13 @@
 //! * [`transport`]: the seam between members, with [`transport::SimNet`] for tests and
 //!   [`aeron::AeronTransport`] (UDP between members);
 //!   [`network`]: openraft's network over it; [`wire`]: the messages.
+//! * [`cluster_file`]: the members and timings of `ordo node --cluster FILE`.
 //! * [`member`]: one member: raft on its journal, its dispatcher, its [`role`] (openraft 0.9 has
 //!   no CheckQuorum: a leader cut off from the majority is told to stop serving).
 
 pub mod aeron;
 pub mod batch;
+pub mod cluster_file;
 pub mod entry;
 pub mod member;
 pub mod network;

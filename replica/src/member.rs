@@ -88,7 +88,7 @@ impl RunningMember {
         let raft = Raft::new(
             cfg.id,
             Arc::new(cfg.raft_config()?),
-            Network::new(Arc::clone(&rpc)),
+            Network::new(Arc::clone(&rpc), Duration::from_millis(cfg.heartbeat_ms.max(1))),
             log.clone(),
             sm,
         )

@@ -1,7 +1,13 @@
 //! openraft's network over a [`Transport`]: each request gets a correlation id and a waiter; the
-//! member's dispatcher ([`crate::member`]) completes the waiter when the answer arrives. A
-//! request not answered within openraft's time-to-live is `Unreachable` to openraft (which
-//! backs off and retries); a late answer finds no waiter and is dropped.
+//! member's dispatcher ([`crate::member`]) completes the waiter when the answer arrives; a late
+//! answer finds no waiter and is dropped. A waiter is removed however its request ends: answered,
+//! timed out, or abandoned by openraft (which times AppendEntries out itself after one heartbeat
+//! interval and retries at once).
+//!
+//! openraft 0.9 backs off 500 ms after an `Unreachable` error, longer than an election timeout:
+//! one lost answer under load would then cost a leader change. So a request times out here only
+//! well after openraft's own timeout would have fired, and the back-off after `Unreachable` is one
+//! heartbeat interval.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -76,9 +82,10 @@ impl Rpc {
         })?;
         let (tx, rx) = oneshot::channel();
         self.waiting().insert(id, tx);
+        // Removes the waiter when this future ends or is dropped (openraft's own timeout).
+        let _waiter = Waiter { rpc: self, id };
         self.transport.send(self.me, to, bytes);
-        let answer = tokio::time::timeout(ttl, rx).await;
-        self.waiting().remove(&id);
+        let answer = tokio::time::timeout(ttl * RPC_TIMEOUT_FACTOR, rx).await;
         match answer {
             Ok(Ok(r)) => Ok(r),
             _ => Err(NoAnswer {
@@ -96,15 +103,33 @@ impl Rpc {
     }
 }
 
+/// A request times out after this many of openraft's time-to-live (openraft's own timeout, one
+/// heartbeat interval for AppendEntries, fires first and retries without backing off).
+const RPC_TIMEOUT_FACTOR: u32 = 4;
+
+/// Removes a request's waiter when the request ends, however it ends.
+struct Waiter<'a> {
+    rpc: &'a Rpc,
+    id: u64,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.rpc.waiting().remove(&self.id);
+    }
+}
+
 /// Makes one [`Connection`] per peer.
 pub struct Network {
     rpc: Arc<Rpc>,
+    backoff: Duration,
 }
 
 impl Network {
-    /// openraft's network for the member that owns `rpc`.
-    pub fn new(rpc: Arc<Rpc>) -> Self {
-        Network { rpc }
+    /// openraft's network for the member that owns `rpc`; after an unanswered request a peer is
+    /// not sent to for `backoff` (one heartbeat interval).
+    pub fn new(rpc: Arc<Rpc>, backoff: Duration) -> Self {
+        Network { rpc, backoff }
     }
 }
 
@@ -112,6 +137,7 @@ impl Network {
 pub struct Connection {
     rpc: Arc<Rpc>,
     target: NodeId,
+    backoff: Duration,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -121,6 +147,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             rpc: Arc::clone(&self.rpc),
             target,
+            backoff: self.backoff,
         }
     }
 }
@@ -137,6 +164,10 @@ fn mismatched<E: std::error::Error>(target: NodeId) -> RPCError<NodeId, Member, 
 }
 
 impl RaftNetwork<TypeConfig> for Connection {
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(self.backoff))
+    }
+
     async fn append_entries(
         &mut self,
         req: AppendEntriesRequest<TypeConfig>,
@@ -186,5 +217,36 @@ impl RaftNetwork<TypeConfig> for Connection {
             Response::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             _ => Err(mismatched(self.target)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A network that loses everything.
+    struct BlackHole;
+    impl Transport for BlackHole {
+        fn send(&self, _from: NodeId, _to: NodeId, _message: Vec<u8>) {}
+    }
+
+    fn vote() -> Request {
+        Request::Vote(VoteRequest::new(openraft::Vote::new(1, 1), None))
+    }
+
+    #[tokio::test]
+    async fn a_waiter_is_removed_whether_the_request_times_out_or_is_abandoned() {
+        let rpc = Rpc::new(1, Arc::new(BlackHole));
+        let r = rpc.call(2, vote(), Duration::from_millis(1)).await;
+        assert!(r.is_err());
+        assert!(rpc.waiting().is_empty(), "a timed-out request left its waiter");
+        // openraft drops the request future when its own timeout fires first.
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(1),
+            rpc.call(2, vote(), Duration::from_secs(60)),
+        )
+        .await;
+        assert!(abandoned.is_err());
+        assert!(rpc.waiting().is_empty(), "an abandoned request left its waiter");
     }
 }

@@ -134,6 +134,10 @@ pub struct JournalLog {
     shared: Arc<Shared>,
     raft_dir: PathBuf,
     last_purged: Option<LogId>,
+    /// The log store's own reader (openraft reads entries back to apply them): kept open, so
+    /// that consecutive reads continue where the last one ended instead of reopening the
+    /// journal.
+    reader: Arc<tokio::sync::Mutex<JournalLogReader>>,
 }
 
 /// openraft's state machine of a member: what is applied, the membership.
@@ -147,6 +151,9 @@ pub struct JournalStateMachine {
 pub struct JournalLogReader {
     shared: Arc<Shared>,
     reader: Option<JournalReader>,
+    /// The journal's epoch when `reader` was opened: a truncation bumps it, and a reader opened
+    /// before one may map segments that no longer exist, so it is reopened.
+    epoch: u64,
 }
 
 fn io_error(what: impl std::fmt::Display) -> StorageError {
@@ -190,6 +197,11 @@ pub fn open(dir: &Path, durability: Durability) -> Result<(JournalLog, JournalSt
         shared: Arc::clone(&shared),
         raft_dir,
         last_purged: None,
+        reader: Arc::new(tokio::sync::Mutex::new(JournalLogReader {
+            shared: Arc::clone(&shared),
+            reader: None,
+            epoch: 0,
+        })),
     };
     let sm = JournalStateMachine {
         shared,
@@ -367,11 +379,7 @@ impl RaftLogReader<TypeConfig> for JournalLog {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let mut reader = JournalLogReader {
-            shared: Arc::clone(&self.shared),
-            reader: None,
-        };
-        reader.try_get_log_entries(range).await
+        self.reader.lock().await.try_get_log_entries(range).await
     }
 }
 
@@ -409,10 +417,12 @@ impl JournalLogReader {
     /// Reads the entries of `slots` (consecutive), whose records end at `last_seq`.
     fn read(&mut self, slots: &[Slot], last_seq: u64) -> Result<Vec<Entry>, String> {
         let first_seq = slots[0].first_seq;
-        let reopen = self.reader.as_ref().is_none_or(|r| r.next_seq() != first_seq);
+        let epoch = self.shared.positions.epoch();
+        let reopen = epoch != self.epoch || self.reader.as_ref().is_none_or(|r| r.next_seq() != first_seq);
         if reopen {
             let r = JournalReader::open(&self.shared.dir, first_seq).map_err(|e| format!("journal: {e}"))?;
             self.reader = Some(r);
+            self.epoch = epoch;
         }
         let reader = self.reader.as_mut().expect("opened above");
         let mut out = Vec::with_capacity(slots.len());
@@ -474,6 +484,7 @@ impl RaftLogStorage<TypeConfig> for JournalLog {
         JournalLogReader {
             shared: Arc::clone(&self.shared),
             reader: None,
+            epoch: 0,
         }
     }
 

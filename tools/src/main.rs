@@ -67,6 +67,18 @@ enum JournalCommand {
         #[arg(long, value_enum, default_value_t = journal_cmd::DumpFormat::Text)]
         format: journal_cmd::DumpFormat,
     },
+    /// Compare two journals record by record (seq, timestamp, kind, payload, CRC): the first seq
+    /// at which they differ and what differs, or which is a prefix of the other. Exit 0 when
+    /// one is a prefix of the other, 1 when they differ, 2 when one is unreadable.
+    Diff {
+        /// A journal directory.
+        a: PathBuf,
+        /// The other.
+        b: PathBuf,
+        /// Compare each only up to its committed position (a cluster member's journal).
+        #[arg(long)]
+        committed: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +91,9 @@ enum BenchCommand {
     Fix(bench::fix::FixBenchArgs),
     /// A FIX responder that does none of the node's work: the loopback floor for `ordo loadgen`.
     Floor(bench::floor::FloorArgs),
+    /// The replicated log alone: N members in this process on Aeron over loopback UDP; idle
+    /// CPU, then commit latency (p50/p99/p99.9/max) at each rate.
+    Cluster(bench::cluster::ClusterBenchArgs),
 }
 
 /// For commands that only print (the benchmarks): a closed stdout (`ordo bench fix | head`)
@@ -120,6 +135,7 @@ fn main() -> ExitCode {
             to,
             format,
         }) => journal_cmd::dump(&dir, from, to, format),
+        Command::Journal(JournalCommand::Diff { a, b, committed }) => journal_cmd::diff(&a, &b, committed),
         Command::Bench(BenchCommand::Journal(args)) => {
             quiet_on_closed_stdout();
             bench::journal::run(&args)
@@ -133,5 +149,9 @@ fn main() -> ExitCode {
             bench::fix::run(&args)
         }
         Command::Bench(BenchCommand::Floor(args)) => bench::floor::run(&args),
+        Command::Bench(BenchCommand::Cluster(args)) => {
+            quiet_on_closed_stdout();
+            bench::cluster::run(&args)
+        }
     }
 }

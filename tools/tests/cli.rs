@@ -279,3 +279,51 @@ fn bench_ends_quietly_when_stdout_closes() {
         out.status
     );
 }
+
+#[test]
+fn diff_names_the_first_difference_or_the_prefix() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, c, d) = (
+        root.path().join("a"),
+        root.path().join("b"),
+        root.path().join("c"),
+        root.path().join("d"),
+    );
+    write_journal(&a, 50);
+    write_journal(&b, 50);
+    write_journal(&c, 80);
+    // d: like a, but record 31's payload has one byte changed (a journal that took another input).
+    let mut writer = JournalWriter::open(JournalConfig::new(&d)).unwrap();
+    for seq in 1..=50u64 {
+        let mut payload = [seq as u8; 200];
+        if seq == 31 {
+            payload[7] ^= 1;
+        }
+        writer
+            .append(1_700_000_000_000_000_000 + seq, (seq % 3) as u16, &payload)
+            .unwrap();
+    }
+    writer.close().unwrap();
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+
+    let same = ordo(&["journal", "diff", &p(&a), &p(&b)]);
+    assert_eq!(same.status.code(), Some(0));
+    assert!(text(&same.stdout).starts_with("SAME "), "{}", text(&same.stdout));
+    let prefix = ordo(&["journal", "diff", &p(&c), &p(&a)]);
+    assert_eq!(prefix.status.code(), Some(0));
+    assert!(
+        text(&prefix.stdout).contains("(50 records) is a prefix of")
+            && text(&prefix.stdout).contains("(80 records)"),
+        "{}",
+        text(&prefix.stdout)
+    );
+    let differ = ordo(&["journal", "diff", &p(&a), &p(&d)]);
+    assert_eq!(differ.status.code(), Some(1));
+    assert!(
+        text(&differ.stdout).contains("at seq 31: payload byte 7"),
+        "{}",
+        text(&differ.stdout)
+    );
+    let missing = ordo(&["journal", "diff", &p(&a), &p(&root.path().join("nothing"))]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing.stderr));
+}

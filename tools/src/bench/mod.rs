@@ -1,5 +1,6 @@
 //! `ordo bench ...`: benchmarks that print throughput and hdrhistogram percentiles.
 
+pub mod cluster;
 pub mod engine;
 pub mod fix;
 pub mod floor;
