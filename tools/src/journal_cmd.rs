@@ -246,17 +246,14 @@ pub fn dump(dir: &Path, from: u64, to: Option<u64>, format: DumpFormat) -> ExitC
     ExitCode::SUCCESS
 }
 
-/// One record, as `diff` compares it.
-struct Compared {
-    seq: u64,
-    timestamp_ns: u64,
-    kind: u16,
-    crc: u32,
-    payload: Vec<u8>,
+/// A journal opened for `diff`: its reader and how far to read.
+struct DiffSide {
+    reader: JournalReader,
+    limit: u64,
 }
 
-/// Every record of the journal in `dir`, up to its committed position with `committed_only`.
-fn records_of(dir: &Path, committed_only: bool) -> Result<Vec<Compared>, String> {
+/// Opens the journal in `dir` for `diff`, up to its committed position with `committed_only`.
+fn open_side(dir: &Path, committed_only: bool) -> Result<DiffSide, String> {
     if segment::list_segments(dir).map_err(|e| e.to_string())?.is_empty() {
         return Err(format!("{}: no journal there (no segment)", dir.display()));
     }
@@ -267,77 +264,100 @@ fn records_of(dir: &Path, committed_only: bool) -> Result<Vec<Compared>, String>
     } else {
         u64::MAX
     };
-    let mut reader = JournalReader::open(dir, 1).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    while let Some(r) = reader.next().map_err(|e| e.to_string())? {
-        if r.seq() > limit {
-            break;
-        }
-        out.push(Compared {
-            seq: r.seq(),
-            timestamp_ns: r.timestamp_ns(),
-            kind: r.kind(),
-            crc: r.crc(),
-            payload: r.payload().to_vec(),
-        });
-    }
-    Ok(out)
+    let reader = JournalReader::open(dir, 1).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(DiffSide { reader, limit })
 }
 
 /// What differs between two records of the same seq, or None.
-fn difference(a: &Compared, b: &Compared) -> Option<String> {
-    if a.timestamp_ns != b.timestamp_ns {
-        return Some(format!("timestamp_ns {} vs {}", a.timestamp_ns, b.timestamp_ns));
+fn difference(a: &ordo_journal::Record<'_>, b: &ordo_journal::Record<'_>) -> Option<String> {
+    if a.timestamp_ns() != b.timestamp_ns() {
+        return Some(format!(
+            "timestamp_ns {} vs {}",
+            a.timestamp_ns(),
+            b.timestamp_ns()
+        ));
     }
-    if a.kind != b.kind {
-        return Some(format!("kind {} vs {}", a.kind, b.kind));
+    if a.kind() != b.kind() {
+        return Some(format!("kind {} vs {}", a.kind(), b.kind()));
     }
-    if a.payload != b.payload {
-        let at = a.payload.iter().zip(&b.payload).position(|(x, y)| x != y);
-        return Some(match at {
+    let (pa, pb) = (a.payload(), b.payload());
+    if pa != pb {
+        return Some(match pa.iter().zip(pb).position(|(x, y)| x != y) {
             Some(i) => format!(
                 "payload byte {i}: {:#04x} vs {:#04x} ({} and {} bytes)",
-                a.payload[i],
-                b.payload[i],
-                a.payload.len(),
-                b.payload.len()
+                pa[i],
+                pb[i],
+                pa.len(),
+                pb.len()
             ),
-            None => format!("payload length {} vs {}", a.payload.len(), b.payload.len()),
+            None => format!("payload length {} vs {}", pa.len(), pb.len()),
         });
     }
-    (a.crc != b.crc).then(|| format!("crc {:#010x} vs {:#010x}", a.crc, b.crc))
+    (a.crc() != b.crc()).then(|| format!("crc {:#010x} vs {:#010x}", a.crc(), b.crc()))
 }
 
 /// `ordo journal diff A B [--committed]`: exit 0 when one journal is a prefix of the other (or
 /// both are the same), 1 when they differ (the first differing seq and what differs), 2 when one
-/// cannot be read.
+/// cannot be read. Both are read in step, a record at a time: any size of journal.
 pub fn diff(a: &Path, b: &Path, committed_only: bool) -> ExitCode {
-    let (ra, rb) = match (records_of(a, committed_only), records_of(b, committed_only)) {
-        (Ok(ra), Ok(rb)) => (ra, rb),
+    let (mut sa, mut sb) = match (open_side(a, committed_only), open_side(b, committed_only)) {
+        (Ok(sa), Ok(sb)) => (sa, sb),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_UNREADABLE);
         }
     };
     let (da, db) = (a.display(), b.display());
-    for (x, y) in ra.iter().zip(&rb) {
-        if let Some(what) = difference(x, y) {
-            println!("DIFFER {da} {db} at seq {}: {what}", x.seq);
-            return ExitCode::from(EXIT_DAMAGED);
+    let mut same = 0u64;
+    loop {
+        let ra = match sa.reader.next() {
+            Ok(r) => r.filter(|r| r.seq() <= sa.limit),
+            Err(e) => {
+                eprintln!("error: {da}: {e}");
+                return ExitCode::from(EXIT_UNREADABLE);
+            }
+        };
+        let rb = match sb.reader.next() {
+            Ok(r) => r.filter(|r| r.seq() <= sb.limit),
+            Err(e) => {
+                eprintln!("error: {db}: {e}");
+                return ExitCode::from(EXIT_UNREADABLE);
+            }
+        };
+        match (ra, rb) {
+            (Some(x), Some(y)) => {
+                if let Some(what) = difference(&x, &y) {
+                    println!("DIFFER {da} {db} at seq {}: {what}", x.seq());
+                    return ExitCode::from(EXIT_DAMAGED);
+                }
+                same += 1;
+            }
+            (None, None) => {
+                println!("SAME {da} {db}: {same} records");
+                return ExitCode::SUCCESS;
+            }
+            (None, Some(_)) => {
+                let longer = same + 1 + count_rest(&mut sb);
+                println!("PREFIX {da} {db}: {da} ({same} records) is a prefix of {db} ({longer} records)");
+                return ExitCode::SUCCESS;
+            }
+            (Some(_), None) => {
+                let longer = same + 1 + count_rest(&mut sa);
+                println!("PREFIX {da} {db}: {db} ({same} records) is a prefix of {da} ({longer} records)");
+                return ExitCode::SUCCESS;
+            }
         }
     }
-    match ra.len().cmp(&rb.len()) {
-        std::cmp::Ordering::Equal => println!("SAME {da} {db}: {} records", ra.len()),
-        std::cmp::Ordering::Less => println!(
-            "PREFIX {da} {db}: {da} ({} records) is a prefix of {db} ({} records)",
-            ra.len(),
-            rb.len()
-        ),
-        std::cmp::Ordering::Greater => println!(
-            "PREFIX {da} {db}: {db} ({} records) is a prefix of {da} ({} records)",
-            rb.len(),
-            ra.len()
-        ),
+}
+
+/// Records left on a side (for the PREFIX line); stops at the first unreadable one.
+fn count_rest(side: &mut DiffSide) -> u64 {
+    let mut n = 0;
+    while let Ok(Some(r)) = side.reader.next() {
+        if r.seq() > side.limit {
+            break;
+        }
+        n += 1;
     }
-    ExitCode::SUCCESS
+    n
 }
