@@ -11,7 +11,8 @@
 //!
 //! Each member's driver has its own directory, `<aeron_root>/ordo-aeron-<id>-<pid>`: two drivers
 //! never share one (a driver silently takes over a live one's directory), and directories left
-//! by killed members (their pid gone) are removed at start.
+//! by killed members (their pid gone) are removed at start. Members of one host may instead use
+//! one driver ([`AeronConfig::shared_driver`], [`SharedDriver`]): one set of driver threads.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -53,6 +54,31 @@ pub struct AeronConfig {
     pub endpoints: BTreeMap<NodeId, SocketAddr>,
     /// Where driver directories go (`/dev/shm` on Linux).
     pub aeron_root: PathBuf,
+    /// A media driver already running on this host to use instead of embedding one (members
+    /// of one host may share one driver: one set of driver threads instead of one per member).
+    pub shared_driver: Option<PathBuf>,
+}
+
+/// A media driver of its own, for members of one host to share ([`AeronConfig::shared_driver`]).
+/// Stopped (and its directory removed) when dropped.
+pub struct SharedDriver {
+    dir: PathBuf,
+    _driver: RunningDriver,
+}
+
+impl SharedDriver {
+    /// Launches a driver in `dir` (SHARED threading, backoff idle).
+    pub fn launch(dir: &Path) -> Result<SharedDriver, String> {
+        Ok(SharedDriver {
+            dir: dir.to_path_buf(),
+            _driver: RunningDriver::launch(dir)?,
+        })
+    }
+
+    /// Its directory, for [`AeronConfig::shared_driver`].
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
 }
 
 /// A member's Aeron transport.
@@ -106,7 +132,10 @@ impl AeronTransport {
             .get(&cfg.me)
             .ok_or_else(|| format!("member {} has no endpoint in the cluster", cfg.me))?;
         remove_stale_dirs(&cfg.aeron_root, cfg.me);
-        let dir = driver_dir(&cfg.aeron_root, cfg.me);
+        let (dir, embed) = match &cfg.shared_driver {
+            Some(d) => (d.clone(), false),
+            None => (driver_dir(&cfg.aeron_root, cfg.me), true),
+        };
         let (outbox, outgoing) = sync_channel(OUTBOX_MESSAGES);
         let (inbox_tx, inbox) = mpsc::channel(INBOX_MESSAGES);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -121,7 +150,7 @@ impl AeronTransport {
         let thread_dir = dir.clone();
         let handle = std::thread::Builder::new()
             .name(format!("aeron-{}", cfg.me))
-            .spawn(move || match Wired::set_up(&thread_dir, own, &peers) {
+            .spawn(move || match Wired::set_up(&thread_dir, embed, own, &peers) {
                 Ok(wired) => {
                     let _ = ready_tx.send(Ok(()));
                     wired.run(&outgoing, &inbox_tx, &thread_stop);
@@ -205,12 +234,21 @@ struct Wired {
     publications: BTreeMap<NodeId, AeronExclusivePublication>,
     subscription: AeronSubscription,
     _client: Aeron,
-    driver: RunningDriver,
+    driver: Option<RunningDriver>,
 }
 
 impl Wired {
-    fn set_up(dir: &Path, own: SocketAddr, peers: &[(NodeId, SocketAddr)]) -> Result<Wired, String> {
-        let driver = RunningDriver::launch(dir)?;
+    fn set_up(
+        dir: &Path,
+        embed: bool,
+        own: SocketAddr,
+        peers: &[(NodeId, SocketAddr)],
+    ) -> Result<Wired, String> {
+        let driver = if embed {
+            Some(RunningDriver::launch(dir)?)
+        } else {
+            None
+        };
         let aeron_error =
             |what: &str, e: rusteron_client::AeronCError| format!("aeron {}: {what}: {e:?}", dir.display());
         let ctx = AeronContext::new().map_err(|e| aeron_error("client context", e))?;
@@ -281,7 +319,9 @@ impl Wired {
         }
         drop(self.publications);
         drop(self.subscription);
-        self.driver.stop();
+        if let Some(d) = self.driver {
+            d.stop();
+        }
     }
 }
 

@@ -5,9 +5,8 @@ mod common;
 
 use common::Cluster;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_members_on_aeron_commit_identical_journals_and_survive_the_leader() {
-    let mut c = Cluster::start_aeron().await;
+async fn commit_and_survive_the_leader(shared_driver: bool) {
+    let mut c = Cluster::start_aeron(shared_driver).await;
     let mut acked = c.write("udp", 200).await;
     assert_eq!(acked.len(), 200);
     c.settle().await;
@@ -20,4 +19,15 @@ async fn three_members_on_aeron_commit_identical_journals_and_survive_the_leader
     c.settle().await;
     c.assert_identical(&acked);
     c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_on_aeron_commit_identical_journals_and_survive_the_leader() {
+    commit_and_survive_the_leader(false).await;
+}
+
+/// Members of one host on one media driver (`AeronConfig::shared_driver`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_sharing_one_driver_do_the_same() {
+    commit_and_survive_the_leader(true).await;
 }

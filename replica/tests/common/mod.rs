@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use openraft::{BasicNode, ServerState};
 use ordo_journal::JournalReader;
-use ordo_replica::aeron::{AeronConfig, AeronTransport};
+use ordo_replica::aeron::{AeronConfig, AeronTransport, SharedDriver};
 use ordo_replica::batch::Batch;
 use ordo_replica::member::{MemberConfig, RunningMember};
 use ordo_replica::transport::{Faults, SimNet};
@@ -33,6 +33,8 @@ pub enum Net {
         endpoints: BTreeMap<NodeId, std::net::SocketAddr>,
         root: tempfile::TempDir,
         running: BTreeMap<NodeId, Arc<AeronTransport>>,
+        /// The members' one driver, when they share one.
+        driver: Option<SharedDriver>,
     },
 }
 
@@ -60,8 +62,9 @@ impl Cluster {
         Self::start_on(Net::Sim(SimNet::new(seed, faults))).await
     }
 
-    /// Three members on Aeron over loopback UDP (free ports, drivers under /dev/shm).
-    pub async fn start_aeron() -> Cluster {
+    /// Three members on Aeron over loopback UDP (free ports, drivers under /dev/shm), each with
+    /// its own media driver, or (`shared`) all on one.
+    pub async fn start_aeron(shared: bool) -> Cluster {
         let endpoints = IDS
             .iter()
             .map(|&id| {
@@ -79,10 +82,12 @@ impl Cluster {
         } else {
             tempfile::tempdir().unwrap()
         };
+        let driver = shared.then(|| SharedDriver::launch(&root.path().join("shared-driver")).unwrap());
         Self::start_on(Net::Aeron {
             endpoints,
             root,
             running: BTreeMap::new(),
+            driver,
         })
         .await
     }
@@ -118,11 +123,13 @@ impl Cluster {
                 endpoints,
                 root,
                 running,
+                driver,
             } => {
                 let cfg = AeronConfig {
                     me: id,
                     endpoints: endpoints.clone(),
                     aeron_root: root.path().join(format!("m{id}")),
+                    shared_driver: driver.as_ref().map(|d| d.dir().to_path_buf()),
                 };
                 std::fs::create_dir_all(&cfg.aeron_root).unwrap();
                 let (t, inbox) = AeronTransport::start(&cfg).unwrap();
@@ -311,10 +318,11 @@ impl Cluster {
         for (_, m) in std::mem::take(&mut self.members) {
             m.shutdown().await;
         }
-        if let Net::Aeron { running, .. } = &mut self.net {
+        if let Net::Aeron { running, driver, .. } = &mut self.net {
             for (_, t) in std::mem::take(running) {
                 t.shutdown();
             }
+            drop(driver.take());
         }
     }
 }

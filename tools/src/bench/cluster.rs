@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use openraft::{BasicNode, ServerState};
 use ordo_journal::Durability;
-use ordo_replica::aeron::{AeronConfig, AeronTransport};
+use ordo_replica::aeron::{AeronConfig, AeronTransport, SharedDriver};
 use ordo_replica::batch::Batch;
 use ordo_replica::member::{MemberConfig, RunningMember};
 use ordo_replica::types::{NodeId, Raft};
@@ -59,6 +59,9 @@ pub struct ClusterBenchArgs {
     /// Seconds of an idle cluster over which its CPU is measured.
     #[arg(long, default_value_t = 5)]
     pub idle_s: u64,
+    /// All members use one media driver (as members of one host may) instead of one each.
+    #[arg(long)]
+    pub shared_driver: bool,
 }
 
 /// Runs the benchmark.
@@ -87,6 +90,8 @@ pub fn run(args: &ClusterBenchArgs) -> ExitCode {
 struct Members {
     running: BTreeMap<NodeId, RunningMember>,
     transports: Vec<Arc<AeronTransport>>,
+    /// Dropped after the transports (field order): the members' shared driver, if any.
+    _shared: Option<SharedDriver>,
     _data: tempfile::TempDir,
     _aeron: tempfile::TempDir,
 }
@@ -113,6 +118,11 @@ async fn start(args: &ClusterBenchArgs) -> Result<Members, String> {
             .port();
         endpoints.insert(id, SocketAddr::from(([127, 0, 0, 1], port)));
     }
+    let shared = if args.shared_driver {
+        Some(SharedDriver::launch(&aeron.path().join("shared-driver"))?)
+    } else {
+        None
+    };
     let mut running = BTreeMap::new();
     let mut transports = Vec::new();
     for &id in &ids {
@@ -120,6 +130,7 @@ async fn start(args: &ClusterBenchArgs) -> Result<Members, String> {
             me: id,
             endpoints: endpoints.clone(),
             aeron_root: aeron.path().to_path_buf(),
+            shared_driver: shared.as_ref().map(|d| d.dir().to_path_buf()),
         };
         let (transport, inbox) = AeronTransport::start(&cfg)?;
         let mut member = MemberConfig::new(id, data.path().join(format!("m{id}")));
@@ -140,6 +151,7 @@ async fn start(args: &ClusterBenchArgs) -> Result<Members, String> {
     Ok(Members {
         running,
         transports,
+        _shared: shared,
         _data: data,
         _aeron: aeron,
     })
@@ -175,8 +187,14 @@ async fn bench(args: &ClusterBenchArgs) -> Result<(), String> {
     let members = start(args).await?;
     let leader = leader(&members).await?;
     println!(
-        "cluster: {} member(s) in this process, Aeron UDP on loopback, durability {}, heartbeat 20 ms",
-        args.members, args.durability
+        "cluster: {} member(s) in this process, Aeron UDP on loopback ({}), durability {}, heartbeat 20 ms",
+        args.members,
+        if args.shared_driver {
+            "one shared media driver"
+        } else {
+            "a media driver each"
+        },
+        args.durability
     );
     // Idle: heartbeats only.
     tokio::time::sleep(Duration::from_secs(1)).await;
