@@ -125,7 +125,7 @@ fn remove_stale_dirs(root: &Path, me: NodeId) {
 impl AeronTransport {
     /// Starts the member's driver and its aeron thread; whole messages that arrive go to the
     /// returned inbox. Fails (never panics) when the driver, the subscription or a publication
-    /// cannot be set up within [`SETUP_TIMEOUT`].
+    /// cannot be set up within `SETUP_TIMEOUT` (10 s).
     pub fn start(cfg: &AeronConfig) -> Result<(Arc<AeronTransport>, Inbox), String> {
         let own = *cfg
             .endpoints

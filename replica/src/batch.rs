@@ -1,7 +1,7 @@
 //! The application data of a raft entry: a batch of sequenced records, exactly as they go into
 //! the journal (timestamp, kind, payload), so that every member appends the same bytes.
 //!
-//! Layout of [`Batch::bytes`], little-endian, records back to back:
+//! Layout of a batch's bytes, little-endian, records back to back:
 //!
 //! ```text
 //! timestamp_ns u64 | kind u16 | payload_len u32 | payload (payload_len bytes)

@@ -1,12 +1,12 @@
 //! How the sequencer and engine agents get threads.
 //!
 //! * `inline` (the default): no thread of their own; both duty cycles run as one task on the
-//!   gateway's runtime thread ([`run_inline`]): no wake-up anywhere between a FIX read and the
+//!   gateway's runtime thread ([`crate::agent::run_inline`], [`spawn_inline`]): no wake-up anywhere between a FIX read and the
 //!   ExecutionReport it causes.
 //! * `shared`: one thread runs both duty cycles. Every input then reaches the
 //!   engine without a thread wake-up between sequencer and engine (on this 2-core VM a wake-up
 //!   costs tens of microseconds), and the pipeline takes one core, not two, leaving the other
-//!   to the gateway. When idle the thread blocks on the input queue: a gateway send wakes it.
+//!   to the gateway. When idle the thread parks: every gateway send rings its doorbell.
 //! * `dedicated`: a thread each, the engine parked on a doorbell the sequencer rings. For
 //!   machines with cores to spare (and `idle = "spin"`).
 //!
@@ -194,7 +194,7 @@ impl Agent for EngineAgent {
 
 /// The sequencer and the engine in one duty cycle (`inline`, `shared`): every input reaches the
 /// engine without a thread wake-up. Each cycle the sequencer appends what is queued, then the
-/// engine applies up to [`ENGINE_BURST`] records.
+/// engine applies up to `ENGINE_BURST` (512) records.
 pub struct Both {
     sequencing: Sequencing,
     engine: EngineAgent,

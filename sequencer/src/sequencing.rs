@@ -260,7 +260,8 @@ const MAX_BATCH: usize = 256;
 
 /// The sequencer as an agent (Aeron's duty-cycle pattern): [`SequencerAgent::do_work`] appends
 /// what is queued and returns how much it did; whoever runs it decides how to idle. It runs on
-/// its own thread ([`spawn`]) or shares one with the engine agent (`crate::pipeline`).
+/// its own thread or shares one with the engine agent (`crate::pipeline`, on the runner of
+/// `crate::agent`).
 pub struct SequencerAgent {
     writer: JournalWriter,
     stamper: Stamper,
