@@ -26,6 +26,9 @@ pub enum ReadLimit {
     Written,
     /// Up to the durable position: only records that may already have been acknowledged.
     Durable,
+    /// Up to the committed position (set by consensus): only records a majority holds, which
+    /// no truncation can remove (a cluster member's engine reads these).
+    Committed,
 }
 
 struct MappedSegment {
@@ -115,6 +118,7 @@ impl JournalReader {
             (None, _) => u64::MAX,
             (Some(p), ReadLimit::Written) => p.written(),
             (Some(p), ReadLimit::Durable) => p.durable(),
+            (Some(p), ReadLimit::Committed) => p.committed(),
         }
     }
 

@@ -36,6 +36,7 @@ fn tail(durability: Durability, limit: ReadLimit) {
                     let bound = match limit {
                         ReadLimit::Written => positions.written(),
                         ReadLimit::Durable => positions.durable(),
+                        ReadLimit::Committed => positions.committed(),
                     };
                     assert!(r.seq() <= bound, "read {} beyond the published {bound}", r.seq());
                     reader_progress.store(expected, Ordering::Release);
@@ -89,4 +90,32 @@ fn tail_written_position_while_appending() {
 #[test]
 fn tail_durable_position_under_group_commit() {
     tail(Durability::Batch, ReadLimit::Durable);
+}
+
+/// A reader bounded by the committed position reads nothing consensus has not committed, and
+/// goes on as the watermark moves.
+#[test]
+fn a_committed_reader_stops_at_the_committed_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = JournalWriter::open(small_config(dir.path())).unwrap();
+    for i in 1..=5u64 {
+        writer.append(1_000 + i, 1, &payload(i, 16)).unwrap();
+    }
+    writer.publish();
+    let mut reader = JournalReader::open_with(dir.path(), 1, ReadLimit::Committed).unwrap();
+    assert!(
+        reader.next().unwrap().is_none(),
+        "read a record before anything was committed"
+    );
+    writer.set_committed(3);
+    let mut seen = Vec::new();
+    while let Some(r) = reader.next().unwrap() {
+        seen.push(r.seq());
+    }
+    assert_eq!(seen, [1, 2, 3]);
+    writer.set_committed(5);
+    while let Some(r) = reader.next().unwrap() {
+        seen.push(r.seq());
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
 }

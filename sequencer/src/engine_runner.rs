@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ordo_engine::output::RejectedOrder;
 use ordo_engine::{CancelReason, ClOrdId, Command, Engine, OrderView, Output, Reason};
-use ordo_journal::{JournalReader, Positions};
+use ordo_journal::{JournalReader, Positions, ReadLimit};
+use ordo_replica::entry::KIND_ENTRY;
 use tokio::sync::mpsc;
 
 use crate::schema::{self, Event};
@@ -107,6 +108,10 @@ pub struct EngineRunner {
     pub admin_session: u32,
     /// Outputs held until durable, at most (then the thread waits for durability).
     pub max_held: usize,
+    /// How far the engine reads: `Written` on a single node (outputs then wait for `durable`),
+    /// `Committed` on a cluster member (everything it reads a majority holds: outputs may
+    /// leave at once).
+    pub read_limit: ReadLimit,
 }
 
 fn route(
@@ -304,7 +309,8 @@ impl EngineRunner {
         stop: Arc<AtomicBool>,
         caught_up: Arc<AtomicBool>,
     ) -> Result<EngineAgent, String> {
-        let reader = JournalReader::open(&self.dir, 1).map_err(|e| format!("engine: open journal: {e}"))?;
+        let reader = JournalReader::open_with(&self.dir, 1, self.read_limit)
+            .map_err(|e| format!("engine: open journal: {e}"))?;
         let max_held = self.max_held;
         Ok(EngineAgent {
             runner: self,
@@ -324,7 +330,12 @@ impl EngineAgent {
     /// One duty cycle: release what is durable, then apply at most one journal record.
     pub fn do_work(&mut self) -> Result<EngineWork, String> {
         let mut released = 0;
-        let durable = self.positions.durable();
+        // Outputs leave once their input may be acknowledged: durable on a single node,
+        // committed on a cluster member (the reader reads nothing else there).
+        let durable = match self.runner.read_limit {
+            ReadLimit::Committed => self.positions.committed(),
+            ReadLimit::Written | ReadLimit::Durable => self.positions.durable(),
+        };
         while self.held.front().is_some_and(|o| o.origin_seq <= durable) {
             let o = self.held.pop_front().expect("front exists");
             // Back-pressure: a full outbound channel stops the engine (and so the sequencer's
@@ -372,7 +383,17 @@ impl EngineAgent {
             }
         };
         let (seq, ts) = (record.seq(), record.timestamp_ns());
-        let event = schema::decode(&record).map_err(|e| format!("engine: {e}"))?;
+        // A raft entry's own record (a cluster member's journal) carries nothing for the
+        // engine: it applies as a Tick at its timestamp, so the engine sees every seq.
+        let event = if record.kind() == KIND_ENTRY {
+            Event::Command {
+                session: crate::sequencing::NODE_SESSION,
+                msg_seq: 0,
+                command: Command::Tick,
+            }
+        } else {
+            schema::decode(&record).map_err(|e| format!("engine: {e}"))?
+        };
         let engine = match (&mut self.engine, event) {
             (None, Event::Genesis { config }) => {
                 self.engine = Some(Engine::new(config).map_err(|e| format!("engine: genesis: {e}"))?);
@@ -436,5 +457,76 @@ impl EngineAgent {
             );
         }
         Ok(EngineWork::Did(released + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ordo_engine::{Admin, EngineConfig};
+    use ordo_journal::{JournalConfig, JournalWriter};
+
+    use super::*;
+    use crate::schema::KIND_EVENT;
+
+    const ADMIN: u32 = 77;
+
+    fn kill(account: u32) -> Event {
+        Event::Command {
+            session: ADMIN,
+            msg_seq: 0,
+            command: Command::Admin(Admin::KillSwitch {
+                account,
+                active: true,
+            }),
+        }
+    }
+
+    /// On a cluster member the engine reads the committed prefix only, applies a raft entry's
+    /// own record as a Tick, and releases what it derives at once (it is committed).
+    #[test]
+    fn a_member_engine_applies_the_committed_prefix_and_skips_entry_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::open(JournalConfig::new(dir.path())).unwrap();
+        let genesis = Event::Genesis {
+            config: EngineConfig::default(),
+        };
+        w.append_archived(1_000, KIND_EVENT, &genesis).unwrap();
+        w.append(1_001, KIND_ENTRY, b"a raft entry header the engine never decodes")
+            .unwrap();
+        w.append_archived(1_002, KIND_EVENT, &kill(1)).unwrap();
+        w.append(1_003, KIND_ENTRY, b"another").unwrap();
+        w.append_archived(1_004, KIND_EVENT, &kill(2)).unwrap();
+        w.publish();
+        w.set_committed(3);
+        let (tx, mut rx) = mpsc::channel(16);
+        let runner = EngineRunner {
+            dir: dir.path().to_path_buf(),
+            high_water: Vec::new(),
+            admin_session: ADMIN,
+            max_held: 16,
+            read_limit: ReadLimit::Committed,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut agent = runner
+            .agent(Arc::clone(w.positions()), tx, Arc::clone(&stop), Arc::default())
+            .unwrap();
+        let drain = |agent: &mut EngineAgent| {
+            for _ in 0..100 {
+                if matches!(agent.do_work().unwrap(), EngineWork::Idle { .. }) {
+                    return;
+                }
+            }
+            panic!("the engine agent never went idle");
+        };
+        drain(&mut agent);
+        let first = rx
+            .try_recv()
+            .expect("the committed command's answer was not released");
+        assert_eq!(first.origin_seq, 3);
+        assert!(rx.try_recv().is_err(), "an uncommitted record was applied");
+        w.set_committed(5);
+        drain(&mut agent);
+        assert_eq!(rx.try_recv().map(|o| o.origin_seq).ok(), Some(5));
+        stop.store(true, Ordering::Release);
     }
 }

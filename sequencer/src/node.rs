@@ -311,6 +311,7 @@ pub async fn run(
         high_water,
         admin_session: catalog.admin_session(),
         max_held: cfg.max_held,
+        read_limit: ordo_journal::ReadLimit::Written,
     };
     let pipeline = {
         let (engine_positions, engine_stop, caught_up) =
