@@ -192,6 +192,14 @@ mod tests {
                 .contains("heartbeat_ms")
         );
         assert!(ClusterFile::parse("").unwrap_err().0.contains("0 members"));
+        let at_bound: String = (1..=MAX_MEMBERS as u64)
+            .map(|i| member(i, 9000 + 20 * i as u16))
+            .collect();
+        assert!(ClusterFile::parse(&at_bound).is_ok());
+        let over: String = (1..=MAX_MEMBERS as u64 + 1)
+            .map(|i| member(i, 9000 + 20 * i as u16))
+            .collect();
+        assert!(ClusterFile::parse(&over).unwrap_err().0.contains("8 members"));
         let unknown = format!("[cluster]\nhartbeat_ms = 10\n{}", member(1, 9000));
         assert!(ClusterFile::parse(&unknown).is_err());
         let f = ClusterFile::parse(&member(4, 9000)).unwrap();

@@ -69,6 +69,9 @@ struct LaneState {
     next_ticket: AtomicU64,
     /// Per session, safety events sent and not yet journaled.
     outstanding: Box<[AtomicU32]>,
+    /// Operator commands on the safety lane not yet taken by the sequencer: their own bound,
+    /// so that operators can never take the sessions' slots.
+    admin_outstanding: AtomicU32,
 }
 
 /// The receiving side of the two lanes (held by the sequencer agent).
@@ -101,6 +104,7 @@ pub fn inbound_channel(
     let shared = Arc::new(LaneState {
         next_ticket: AtomicU64::new(0),
         outstanding: (0..sessions).map(|_| AtomicU32::new(0)).collect(),
+        admin_outstanding: AtomicU32::new(0),
     });
     let doorbell = Arc::new(Doorbell::default());
     let sender = InboundTx {
@@ -166,7 +170,14 @@ impl InboundTx {
     /// order lane). Refused with [`Refused::Full`] only when [`ADMIN_SAFETY_SLOTS`] commands are
     /// already waiting.
     pub fn send_admin(&self, input: Inbound) -> Result<(), Refused> {
-        self.send_safety_lane(input)
+        let admin = &self.shared.admin_outstanding;
+        if admin.fetch_add(1, Ordering::AcqRel) as usize >= ADMIN_SAFETY_SLOTS {
+            admin.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::Full);
+        }
+        self.send_safety_lane(input).inspect_err(|_| {
+            admin.fetch_sub(1, Ordering::AcqRel);
+        })
     }
 
     fn send_safety_lane(&self, input: Inbound) -> Result<(), Refused> {
@@ -216,12 +227,15 @@ impl InboundRx {
             }
             (None, None) => return Err(TryRecvError::Empty),
         };
-        let head = if take_safety {
-            &mut self.safety_head
-        } else {
-            &mut self.order_head
-        };
-        Ok(head.take().expect("chosen head is present").1)
+        if !take_safety {
+            return Ok(self.order_head.take().expect("chosen head is present").1);
+        }
+        let input = self.safety_head.take().expect("chosen head is present").1;
+        if !matches!(input, Inbound::Safety(..)) {
+            // An operator command: its slot is free again.
+            self.shared.admin_outstanding.fetch_sub(1, Ordering::AcqRel);
+        }
+        Ok(input)
     }
 
     /// Parks for at most `pause` unless an input is queued; every send rings the doorbell the
@@ -542,5 +556,23 @@ mod tests {
             }
         }
         assert_eq!(events, [order(1), Event::SessionReset { session: 1 }, disconnect]);
+    }
+
+    /// The operators' slots are the safety lane's other bound: the ninth waiting command is
+    /// refused (with the reason the admin channel prints), and the sessions' slots stay free.
+    #[test]
+    fn operator_commands_beyond_their_slots_are_refused() {
+        let (tx, _rx) = inbound_channel(1, 1, None);
+        for _ in 0..ADMIN_SAFETY_SLOTS {
+            tx.send_admin(Inbound::Event(Event::SessionReset { session: 0 }))
+                .unwrap();
+        }
+        assert_eq!(
+            tx.send_admin(Inbound::Event(Event::SessionReset { session: 0 })),
+            Err(Refused::Full)
+        );
+        // A session's reset and disconnect still fit.
+        tx.send_safety(0, Event::SessionReset { session: 0 }).unwrap();
+        tx.send_safety(0, Event::SessionReset { session: 0 }).unwrap();
     }
 }
