@@ -51,6 +51,9 @@ pub struct Positions {
     /// Called by the syncer whenever it advances `durable` (see
     /// [`Positions::set_durable_listener`]).
     durable_listener: OnceLock<DurableListener>,
+    /// Called after each advance of the committed watermark (see
+    /// [`Positions::set_committed_listener`]).
+    committed_listener: OnceLock<DurableListener>,
 }
 
 /// What the syncer calls after advancing `durable`.
@@ -117,6 +120,7 @@ impl Positions {
         Ok(Positions {
             map: Map::Writable(map),
             durable_listener: OnceLock::new(),
+            committed_listener: OnceLock::new(),
             path,
         })
     }
@@ -160,6 +164,7 @@ impl Positions {
         }
         Ok(Positions {
             durable_listener: OnceLock::new(),
+            committed_listener: OnceLock::new(),
             map: Map::ReadOnly(map),
             path,
         })
@@ -241,6 +246,16 @@ impl Positions {
     pub(crate) fn store_committed(&self, seq: u64) {
         self.assert_writable();
         self.atomic(OFFSET_COMMITTED).store(seq, Ordering::Release);
+        if let Some(f) = self.committed_listener.get() {
+            f();
+        }
+    }
+
+    /// Registers `f`, called (on the thread that sets it) each time the committed watermark
+    /// advances, so that a consumer of the committed prefix (a cluster member's engine) wakes at
+    /// once instead of polling. Only the first registration takes; false for later ones.
+    pub fn set_committed_listener(&self, f: impl Fn() + Send + Sync + 'static) -> bool {
+        self.committed_listener.set(Box::new(f)).is_ok()
     }
 
     pub(crate) fn bump_epoch(&self) {

@@ -299,7 +299,9 @@ impl Wired {
                         work += 1;
                         if let Some(p) = self.publications.get(&to) {
                             // Not connected yet, back-pressured or closed: lost, raft retries.
-                            let _ = p.offer(&bytes);
+                            if let Err(e) = p.offer(&bytes) {
+                                tracing::debug!(to, bytes = bytes.len(), error = ?e, "aeron offer failed");
+                            }
                         }
                     }
                     Err(TryRecvError::Empty) => break,

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 /// Header bytes of one record in a batch.
 const RECORD_HEADER_BYTES: usize = 8 + 2 + 4;
 
-/// Most bytes a batch may hold (one raft entry; openraft sends up to `max_payload_entries` of
-/// them per AppendEntries, and one wire message is bounded by [`crate::wire::MAX_MESSAGE_BYTES`]).
-pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Most bytes a batch may hold (one raft entry). openraft sends up to
+/// [`crate::member::MAX_PAYLOAD_ENTRIES`] of them per AppendEntries, which must stay below
+/// Aeron's largest message (an eighth of the 16 MiB default term: 2 MiB) and
+/// [`crate::wire::MAX_MESSAGE_BYTES`].
+pub const MAX_BATCH_BYTES: usize = 128 * 1024;
 
 /// A batch of records for one raft entry.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

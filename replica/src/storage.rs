@@ -313,6 +313,36 @@ impl JournalLog {
         &self.shared.dir
     }
 
+    /// Timestamp of the journal's last record (0 when empty): a new leader stamps from here on,
+    /// so the journal's timestamps never decrease across leaders.
+    pub fn last_timestamp_ns(&self) -> u64 {
+        self.shared
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_timestamp_ns()
+    }
+
+    /// Seq of the journal's last record (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.shared
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_seq
+    }
+
+    /// Whether the log holds any record besides ENTRY records (an event proposed by some
+    /// leader). A new leader whose log holds none proposes the genesis records: its log is what
+    /// every later leader's log starts with.
+    pub fn holds_events(&self) -> bool {
+        let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
+        let Some(first) = index.slots.first() else {
+            return false;
+        };
+        index.last_seq + 1 - first.first_seq > index.slots.len() as u64
+    }
+
     fn write_vote(&self, vote: &Vote) -> std::io::Result<()> {
         let bytes = bincode::serialize(vote).map_err(std::io::Error::other)?;
         let path = self.raft_dir.join(VOTE_FILE);

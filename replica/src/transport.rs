@@ -28,6 +28,27 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, from: NodeId, to: NodeId, message: Vec<u8>);
 }
 
+/// The transport of a cluster of one: there is nobody to send to. Its inbox stays open and
+/// empty while the transport lives.
+pub struct NoPeers {
+    _keep_open: mpsc::Sender<Vec<u8>>,
+}
+
+impl NoPeers {
+    /// The transport and its (always empty) inbox.
+    pub fn new() -> (Arc<NoPeers>, Inbox) {
+        let (tx, rx) = mpsc::channel(1);
+        (Arc::new(NoPeers { _keep_open: tx }), rx)
+    }
+}
+
+impl Transport for NoPeers {
+    fn send(&self, from: NodeId, to: NodeId, _message: Vec<u8>) {
+        // Raft of one member sends nothing; a message here is a bug worth seeing in the logs.
+        tracing::warn!(from, to, "a cluster of one has no member to send to");
+    }
+}
+
 /// What [`SimNet`] does to messages, per mille and in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Faults {

@@ -46,3 +46,7 @@ pub type Vote = openraft::Vote<NodeId>;
 pub type StoredMembership = openraft::StoredMembership<NodeId, Member>;
 /// A storage error.
 pub type StorageError = openraft::StorageError<NodeId>;
+/// What raft answers a proposal with once it is committed (or why it is not).
+pub type ClientWriteResult = openraft::raft::ClientWriteResult<TypeConfig>;
+/// openraft's metrics of a member.
+pub type RaftMetrics = openraft::RaftMetrics<NodeId, Member>;

@@ -204,6 +204,7 @@ async fn execute(node: &NodeHandle, line: &str) -> String {
     };
     let command: Result<Admin, String> = match words.as_slice() {
         ["ping"] => return "OK".into(),
+        ["status"] => return format!("OK {}", node.status()),
         ["halt", sym] => instrument(sym).map(|instrument| Admin::Halt { instrument }),
         ["resume", sym] => instrument(sym).map(|instrument| Admin::Resume { instrument }),
         ["kill", acc, "on"] => account(acc).map(|account| Admin::KillSwitch {

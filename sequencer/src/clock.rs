@@ -160,6 +160,12 @@ impl Stamper {
         now
     }
 
+    /// Never stamps before `floor` from now on (a member that becomes leader: the log's last
+    /// timestamp, which another leader's clock may have put ahead of this one's).
+    pub fn raise_floor(&mut self, floor: u64) {
+        self.last = self.last.max(floor);
+    }
+
     /// Stamps that were clamped.
     pub fn clamped(&self) -> u64 {
         self.clamped

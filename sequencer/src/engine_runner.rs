@@ -383,6 +383,11 @@ impl EngineAgent {
             }
         };
         let (seq, ts) = (record.seq(), record.timestamp_ns());
+        if record.kind() == KIND_ENTRY && self.engine.is_none() {
+            // A cluster's log starts with raft's own entries (membership, a leader's blank
+            // entry) before the first leader proposes the genesis record: nothing to apply.
+            return Ok(EngineWork::Did(released + 1));
+        }
         // A raft entry's own record (a cluster member's journal) carries nothing for the
         // engine: it applies as a Tick at its timestamp, so the engine sees every seq.
         let event = if record.kind() == KIND_ENTRY {

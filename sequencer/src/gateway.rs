@@ -189,6 +189,18 @@ pub struct Gateway {
     pub limits: GatewayLimits,
     connections: AtomicUsize,
     next_conn: AtomicUsize,
+    /// A cluster member serves FIX only while this says so (None: always, a single node).
+    serving: Option<watch::Receiver<bool>>,
+}
+
+/// Returns once `serving` says the member no longer serves (never for a single node).
+async fn serving_ends(serving: &mut Option<watch::Receiver<bool>>) {
+    match serving {
+        Some(rx) => {
+            let _ = rx.wait_for(|serving| !*serving).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl Gateway {
@@ -199,7 +211,23 @@ impl Gateway {
             limits,
             connections: AtomicUsize::new(0),
             next_conn: AtomicUsize::new(1),
+            serving: None,
         })
+    }
+
+    /// Serves only while `serving` is true (a cluster member: while it leads). A connection
+    /// that arrives meanwhile is closed without an answer, and when serving ends every
+    /// connection is closed at once, its unsent output discarded: a member whose leadership is
+    /// in doubt sends nothing (`docs/REPLICATION.md`, 4.4, 8.2).
+    pub fn serving_only_while(mut self: Arc<Self>, serving: Option<watch::Receiver<bool>>) -> Arc<Self> {
+        Arc::get_mut(&mut self)
+            .expect("set before the gateway serves")
+            .serving = serving;
+        self
+    }
+
+    fn serving_now(&self) -> bool {
+        self.serving.as_ref().is_none_or(|s| *s.borrow())
     }
 
     /// Accepts connections until `shutdown` turns true.
@@ -209,6 +237,11 @@ impl Gateway {
             tokio::select! {
                 accepted = listener.accept() => {
                     let Ok((socket, peer)) = accepted else { continue };
+                    if !self.serving_now() {
+                        tracing::debug!(%peer, "connection closed: this member does not lead");
+                        drop(socket);
+                        continue;
+                    }
                     if self.connections.load(Ordering::Relaxed) >= self.limits.max_connections {
                         tracing::warn!(%peer, "connection refused: max_connections reached");
                         drop(socket);
@@ -241,6 +274,7 @@ impl Gateway {
         let logon_deadline = tokio::time::Instant::now() + Duration::from_secs(self.limits.logon_timeout_s);
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         let mut out: Vec<u8> = Vec::new();
+        let mut serving = self.serving.clone();
         'conn: loop {
             let mut close = false;
             tokio::select! {
@@ -254,6 +288,13 @@ impl Gateway {
                     }
                 }
                 _ = wake.notified() => {}
+                _ = serving_ends(&mut serving) => {
+                    tracing::info!(conn = conn_id, "leadership ended: closing without a word");
+                    if let Some(s) = &slot {
+                        lock(s).pending.clear();
+                    }
+                    break 'conn;
+                }
                 _ = ticker.tick() => {
                     match &slot {
                         Some(s) => {

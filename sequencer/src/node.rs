@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::catalog::{Catalog, InstrumentInfo};
 use crate::clock::{self, Stamper};
+use crate::cluster::{ClusterSpec, Consensus, MemberView};
 use crate::config::NodeConfig;
 use crate::echo::EchoApp;
 use crate::engine_runner::{EngineRunner, OutMsg, Outbound};
@@ -26,6 +27,7 @@ use crate::fix_app::NodeApp;
 use crate::gateway::{Gateway, GatewayLimits, Registry, Slot, lock, wall_clock_ns};
 use crate::idle::IdleStrategy;
 use crate::pipeline::{self, Pipeline};
+use crate::proposer::{self, LeaderGate};
 use crate::reports::{self, ReportBuf};
 use crate::schema::{self, Event};
 use crate::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
@@ -86,7 +88,9 @@ struct JournalScan {
     added: BTreeMap<u32, InstrumentSpec>,
 }
 
-fn scan_journal(dir: &Path, sessions: usize, configured: usize) -> Result<JournalScan, String> {
+/// Scans the journal up to `until` (a member's committed position: a tail beyond it may yet be
+/// cut).
+fn scan_journal(dir: &Path, sessions: usize, configured: usize, until: u64) -> Result<JournalScan, String> {
     let mut scan = JournalScan {
         last_inbound: vec![0; sessions],
         added: BTreeMap::new(),
@@ -100,6 +104,13 @@ fn scan_journal(dir: &Path, sessions: usize, configured: usize) -> Result<Journa
         .next()
         .map_err(|e| format!("journal {}: {e}", dir.display()))?
     {
+        if r.seq() > until {
+            break;
+        }
+        if r.kind() == ordo_replica::entry::KIND_ENTRY {
+            // A cluster member's journal: raft's own record of an entry, no event.
+            continue;
+        }
         let event = schema::decode(&r).map_err(|e| format!("journal {}: {e}", dir.display()))?;
         match event {
             Event::Command {
@@ -159,12 +170,19 @@ pub struct NodeHandle {
     /// Held while an instrument is added: its id is chosen before it is sequenced, so two
     /// adds must not overlap.
     pub adding: Arc<tokio::sync::Mutex<()>>,
+    /// The journal's positions.
+    pub positions: Arc<ordo_journal::Positions>,
+    /// A cluster member's consensus (None: a single node).
+    pub member: Option<MemberView>,
 }
 
 impl NodeHandle {
     /// Sequences a command from the operator; returns its journal sequence number once it is
     /// journaled (for commands the engine answers only when it rejects them).
     pub async fn sequence(&self, command: Command) -> Result<u64, String> {
+        if let Some(why) = self.member.as_ref().and_then(MemberView::refuse) {
+            return Err(why);
+        }
         let (seq_tx, seq_rx) = oneshot::channel();
         let event = Event::Command {
             session: self.catalog.admin_session(),
@@ -181,7 +199,21 @@ impl NodeHandle {
                 ),
                 Refused::Stopped => "sequencer stopped".to_string(),
             })?;
-        seq_rx.await.map_err(|_| "sequencer stopped".to_string())
+        seq_rx
+            .await
+            .map_err(|_| "not sequenced: the sequencer stopped or leadership ended".to_string())
+    }
+
+    /// `ordo admin status`: the member's role, term, leader and positions.
+    pub fn status(&self) -> String {
+        match &self.member {
+            Some(m) => m.status(),
+            None => format!(
+                "id=0 role=single term=0 leader=none last_seq={} committed_seq={}",
+                self.positions.written(),
+                self.positions.durable()
+            ),
+        }
     }
 
     /// Sequences an operator command and waits for the engine's answer.
@@ -209,9 +241,169 @@ impl NodeHandle {
     }
 }
 
+/// The node's log and its sequencer: a single node's own journal, or a cluster member's raft log.
+struct Log {
+    journal_dir: PathBuf,
+    positions: Arc<ordo_journal::Positions>,
+    sequencer: SequencerAgent,
+    /// How far the engine reads (`docs/REPLICATION.md`, 3.2).
+    read_limit: ordo_journal::ReadLimit,
+    /// The start-up scan reads no further (a member's uncommitted tail may yet be cut).
+    scan_until: u64,
+    member: Option<Member>,
+    clock_source: String,
+}
+
+/// A cluster member's parts.
+struct Member {
+    consensus: Consensus,
+    view: MemberView,
+    /// Whether the gateway serves FIX (while the member leads).
+    serving: watch::Receiver<bool>,
+    role_task: tokio::task::JoinHandle<()>,
+}
+
+/// The first records of a log: the genesis record, then the configuration's setup commands.
+fn genesis_events(catalog: &Catalog) -> Vec<Event> {
+    let mut events = vec![Event::Genesis {
+        config: catalog.engine_config(),
+    }];
+    for command in catalog.setup_commands() {
+        events.push(Event::Command {
+            session: sequencing::NODE_SESSION,
+            msg_seq: 0,
+            command,
+        });
+    }
+    events
+}
+
+/// A single node: its own journal, written by its sequencer.
+fn single_log(
+    cfg: &NodeConfig,
+    durability: Durability,
+    clock: Box<dyn clock::Clock>,
+    inbound_rx: sequencing::InboundRx,
+    catalog: &Catalog,
+    tick: Duration,
+) -> Result<Log, String> {
+    let journal_dir = cfg.data_dir.join("journal");
+    let mut jcfg = JournalConfig::new(&journal_dir);
+    jcfg.durability = durability;
+    let writer = JournalWriter::open(jcfg).map_err(|e| format!("journal: {e}"))?;
+    if writer.recovery().torn_tail.is_some() || !writer.recovery().removed_files.is_empty() {
+        tracing::warn!(recovery = %writer.recovery(), "journal recovered");
+    }
+    let positions = Arc::clone(writer.positions());
+    let initial = if writer.last_seq() == 0 {
+        genesis_events(catalog)
+    } else {
+        Vec::new()
+    };
+    let stamper = Stamper::new(clock, writer.last_timestamp_ns());
+    let clock_source = stamper.clock().source();
+    let sequencer = SequencerAgent::new(writer, stamper, inbound_rx, &initial, tick)?;
+    Ok(Log {
+        journal_dir,
+        positions,
+        sequencer,
+        read_limit: ordo_journal::ReadLimit::Written,
+        scan_until: u64::MAX,
+        member: None,
+        clock_source,
+    })
+}
+
+/// A cluster member: its raft log on its journal; its sequencer proposes while it leads.
+#[allow(clippy::too_many_arguments)]
+async fn member_log(
+    cfg: &NodeConfig,
+    spec: &ClusterSpec,
+    durability: Durability,
+    clock: Box<dyn clock::Clock>,
+    inbound_rx: sequencing::InboundRx,
+    inbound_tx: &InboundTx,
+    catalog: &Catalog,
+    tick: Duration,
+) -> Result<Log, String> {
+    let consensus = Consensus::start(spec, &cfg.data_dir, durability).await?;
+    let log = consensus.member.log.clone();
+    let gate = Arc::new(LeaderGate::default());
+    let proposer = proposer::spawn(
+        &consensus.handle(),
+        consensus.member.raft.clone(),
+        Arc::clone(&gate),
+        inbound_tx.bell(),
+    );
+    // The leader of a new term disconnects every session for the venue: sessions connected to
+    // the previous leader lost their connection with it (cancel-on-disconnect across failover).
+    let takeover = (0..catalog.sessions.len() as u32)
+        .filter(|&s| catalog.sessions[s as usize].cancel_on_disconnect)
+        .map(|session| Event::Command {
+            session,
+            msg_seq: 0,
+            command: Command::SessionDisconnected {
+                session,
+                cancel_orders: true,
+            },
+        })
+        .collect();
+    let stamper = Stamper::new(clock, 0);
+    let clock_source = stamper.clock().source();
+    let sequencer = SequencerAgent::member(
+        proposer,
+        stamper,
+        inbound_rx,
+        genesis_events(catalog),
+        takeover,
+        tick,
+    );
+    let (serving_tx, serving) = watch::channel(false);
+    let role_task = tokio::spawn(crate::cluster::follow_role(
+        consensus.member.role.clone(),
+        log.clone(),
+        gate,
+        inbound_tx.bell(),
+        serving_tx,
+    ));
+    Ok(Log {
+        journal_dir: log.journal_dir().to_path_buf(),
+        positions: Arc::clone(log.positions()),
+        sequencer,
+        read_limit: ordo_journal::ReadLimit::Committed,
+        scan_until: log.positions().committed(),
+        member: Some(Member {
+            view: consensus.view(spec),
+            consensus,
+            serving,
+            role_task,
+        }),
+        clock_source,
+    })
+}
+
 /// Runs a node until `shutdown`; returns once the journal is synced.
 pub async fn run(
     cfg: NodeConfig,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    run_as(cfg, None, listener, shutdown).await
+}
+
+/// Runs member `spec.id` of a cluster until `shutdown` (`ordo node --cluster FILE --id N`).
+pub async fn run_member(
+    cfg: NodeConfig,
+    spec: &ClusterSpec,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    run_as(cfg, Some(spec), listener, shutdown).await
+}
+
+async fn run_as(
+    cfg: NodeConfig,
+    cluster: Option<&ClusterSpec>,
     listener: TcpListener,
     external_shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
@@ -235,16 +427,44 @@ pub async fn run(
     let idle: IdleStrategy = cfg.idle.parse()?;
     let layout: Pipeline = cfg.pipeline.parse()?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("create {}: {e}", cfg.data_dir.display()))?;
-    let journal_dir = cfg.data_dir.join("journal");
-    let mut jcfg = JournalConfig::new(&journal_dir);
-    jcfg.durability = durability;
-    let writer = JournalWriter::open(jcfg).map_err(|e| format!("journal: {e}"))?;
-    if writer.recovery().torn_tail.is_some() || !writer.recovery().removed_files.is_empty() {
-        tracing::warn!(recovery = %writer.recovery(), "journal recovered");
-    }
-    // Scanned only now: opening the writer truncates a torn tail (a crash inside a record's
-    // copy), which a reader would report as damage.
-    let scan = scan_journal(&journal_dir, catalog.sessions.len(), catalog.configured().len())?;
+    // Inline: the pipeline task waits on this bell, rung by every send into its queue.
+    let bell = (layout == Pipeline::Inline).then(|| Arc::new(tokio::sync::Notify::new()));
+    let (inbound_tx, inbound_rx) =
+        sequencing::inbound_channel(cfg.inbound_queue, catalog.sessions.len(), bell.clone());
+    let tick = Duration::from_millis(cfg.tick_ms.max(1));
+    let clock = clock::open(&cfg.clock)?;
+    let log = match cluster {
+        None => single_log(&cfg, durability, clock, inbound_rx, &catalog, tick)?,
+        Some(spec) => {
+            member_log(
+                &cfg,
+                spec,
+                durability,
+                clock,
+                inbound_rx,
+                &inbound_tx,
+                &catalog,
+                tick,
+            )
+            .await?
+        }
+    };
+    let Log {
+        journal_dir,
+        positions,
+        sequencer,
+        read_limit,
+        scan_until,
+        member,
+        clock_source,
+    } = log;
+    let journal_last = positions.written();
+    let scan = scan_journal(
+        &journal_dir,
+        catalog.sessions.len(),
+        catalog.configured().len(),
+        scan_until,
+    )?;
     // Instruments operators added in earlier runs: the engine replays their definitions from
     // the journal, the gateway learns their symbols here, before it accepts a connection.
     for spec in scan.added.values() {
@@ -258,34 +478,6 @@ pub async fn run(
             .publish_added(info)
             .map_err(|e| format!("journal: an added instrument does not fit the configuration: {e}"))?;
     }
-    let positions = Arc::clone(writer.positions());
-    let journal_last = writer.last_seq();
-    let stamper = Stamper::new(clock::open(&cfg.clock)?, writer.last_timestamp_ns());
-    let clock_source = stamper.clock().source();
-    let mut initial = Vec::new();
-    if journal_last == 0 {
-        initial.push(Event::Genesis {
-            config: catalog.engine_config(),
-        });
-        for command in catalog.setup_commands() {
-            initial.push(Event::Command {
-                session: sequencing::NODE_SESSION,
-                msg_seq: 0,
-                command,
-            });
-        }
-    }
-    // Inline: the pipeline task waits on this bell, rung by every send into its queue.
-    let bell = (layout == Pipeline::Inline).then(|| Arc::new(tokio::sync::Notify::new()));
-    let (inbound_tx, inbound_rx) =
-        sequencing::inbound_channel(cfg.inbound_queue, catalog.sessions.len(), bell.clone());
-    let sequencer = SequencerAgent::new(
-        writer,
-        stamper,
-        inbound_rx,
-        &initial,
-        Duration::from_millis(cfg.tick_ms.max(1)),
-    )?;
 
     let mut registry = Registry::default();
     let mut high_water = Vec::new();
@@ -311,7 +503,7 @@ pub async fn run(
         high_water,
         admin_session: catalog.admin_session(),
         max_held: cfg.max_held,
-        read_limit: ordo_journal::ReadLimit::Written,
+        read_limit,
     };
     let pipeline = {
         let (engine_positions, engine_stop, caught_up) =
@@ -352,13 +544,17 @@ pub async fn run(
         catalog: Arc::clone(&catalog),
         admin: Arc::default(),
         adding: Arc::default(),
+        positions: Arc::clone(&positions),
+        member: member.as_ref().map(|m| m.view.clone()),
     };
+    let serving = member.as_ref().map(|m| m.serving.clone());
     let limits = limits(&cfg);
     let router = {
         let registry = Arc::clone(&registry);
         let catalog = Arc::clone(&catalog);
         let admin = Arc::clone(&handle.admin);
         let max_pending = limits.max_pending_bytes;
+        let serving = serving.clone();
         tokio::spawn(async move {
             let mut buf = ReportBuf::default();
             // Field storage reused across messages: emptied, then re-typed for each message's
@@ -380,6 +576,11 @@ pub async fn run(
                 let Some(slot) = registry.get(o.session) else {
                     continue;
                 };
+                // A member that does not lead sends nothing (its engine applies the committed
+                // log all the same).
+                if serving.as_ref().is_some_and(|s| !*s.borrow()) {
+                    continue;
+                }
                 let mut fields: Vec<(u32, ordo_fix::builder::Value<'_>)> =
                     storage.into_iter().map(|_| unreachable!()).collect();
                 let msg_type = reports::build(&o, &catalog, &mut buf, &mut fields);
@@ -402,13 +603,17 @@ pub async fn run(
     };
     let admin_socket = crate::admin::serve(&cfg.data_dir, handle.clone(), shutdown.clone())?;
 
+    let cluster_text = match cluster {
+        Some(spec) => format!("member {} of {}, ", spec.id, spec.file.members.len()),
+        None => String::new(),
+    };
     println!(
-        "ordo node ready: FIX on {} ({} sessions), journal {} (last seq {journal_last}), durability {durability}, clock {clock_source}",
+        "ordo node ready: {cluster_text}FIX on {} ({} sessions), journal {} (last seq {journal_last}), durability {durability}, clock {clock_source}",
         cfg.listen,
         catalog.sessions.len(),
         journal_dir.display()
     );
-    let gateway = Gateway::new(Arc::clone(&registry), limits);
+    let gateway = Gateway::new(Arc::clone(&registry), limits).serving_only_while(serving);
     gateway.serve(listener, shutdown).await;
 
     // Shutdown: give connections a moment to send their Logout, then stop the pipeline in
@@ -445,6 +650,10 @@ pub async fn run(
     };
     router.abort();
     admin_socket.abort();
+    if let Some(m) = member {
+        m.role_task.abort();
+        m.consensus.shutdown().await;
+    }
     // Only a clean stop may tell the next start where the inbound sequences stand: after a
     // pipeline failure some accepted inputs may not be in the journal, and the next start must
     // ask for them again.

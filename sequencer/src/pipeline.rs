@@ -86,7 +86,7 @@ pub fn start(
             // syncer rings after every fsync (outputs held for it).
             let bell = Arc::new(Doorbell::default());
             let durable_bell = Arc::clone(&bell);
-            durable.set_durable_listener(move || durable_bell.ring());
+            wake_on_release(durable, move || durable_bell.ring());
             let engine = agent::spawn(
                 "engine",
                 make_engine,
@@ -119,13 +119,22 @@ pub fn start(
             )?;
             // Outputs held for an fsync: the syncer unparks the thread when it has done it.
             let parked = thread.thread().clone();
-            durable.set_durable_listener(move || parked.unpark());
+            wake_on_release(durable, move || parked.unpark());
             Ok(Threads {
                 sequencer: thread,
                 engine: None,
             })
         }
     }
+}
+
+/// Calls `wake` whenever held outputs may be released: when the durable position moves (a
+/// single node under an fsyncing policy) and when the committed position moves (a cluster
+/// member). A member's raft log may have taken the durable listener for itself (it tells raft
+/// when appends are durable): the committed one is then what matters.
+fn wake_on_release(positions: &Positions, wake: impl Fn() + Clone + Send + Sync + 'static) {
+    positions.set_durable_listener(wake.clone());
+    positions.set_committed_listener(wake);
 }
 
 /// The sequencer agent as the journal's one writer: once it has taken the Shutdown it closes
@@ -273,7 +282,7 @@ pub fn spawn_inline(
     on_failure: OnFailure,
 ) -> tokio::task::JoinHandle<Result<(), String>> {
     let durable_bell = Arc::clone(&bell);
-    durable.set_durable_listener(move || durable_bell.notify_one());
+    wake_on_release(durable, move || durable_bell.notify_one());
     let both = Both::new(Sequencing::new(sequencer, stop), engine);
     tokio::spawn(async move { agent::reporting(&on_failure, agent::run_inline(both, bell, idle).await) })
 }

@@ -14,6 +14,7 @@ use ordo_journal::JournalWriter;
 
 use crate::clock::Stamper;
 use crate::idle::Doorbell;
+use crate::proposer::{Lead, Proposer};
 use crate::schema::{Event, KIND_EVENT};
 
 /// The session id of events the node makes itself (ticks, setup).
@@ -57,10 +58,25 @@ pub struct InboundTx {
     tx: SyncSender<Ticketed>,
     safety: SyncSender<Ticketed>,
     shared: Arc<LaneState>,
-    bell: Option<Arc<tokio::sync::Notify>>,
-    /// Unparks the thread that runs the sequencer (threaded layouts; unregistered, a ring
-    /// costs one atomic load).
+    bell: Bell,
+}
+
+/// Wakes the sequencer: the inline pipeline's task (`notify`), or the thread that runs it
+/// (`doorbell`: unregistered, a ring costs one atomic load).
+#[derive(Debug, Clone)]
+pub struct Bell {
+    notify: Option<Arc<tokio::sync::Notify>>,
     doorbell: Arc<Doorbell>,
+}
+
+impl Bell {
+    /// Wakes the sequencer (an input queued, room for a proposal).
+    pub fn ring(&self) {
+        if let Some(n) = &self.notify {
+            n.notify_one();
+        }
+        self.doorbell.ring();
+    }
 }
 
 /// What both ends of the lanes share.
@@ -111,8 +127,10 @@ pub fn inbound_channel(
         tx,
         safety: safety_tx,
         shared: Arc::clone(&shared),
-        bell,
-        doorbell: Arc::clone(&doorbell),
+        bell: Bell {
+            notify: bell,
+            doorbell: Arc::clone(&doorbell),
+        },
     };
     let receiver = InboundRx {
         rx,
@@ -133,10 +151,12 @@ impl InboundTx {
     }
 
     fn ring(&self) {
-        if let Some(bell) = &self.bell {
-            bell.notify_one();
-        }
-        self.doorbell.ring();
+        self.bell.ring();
+    }
+
+    /// What wakes the sequencer (the proposer rings it when an answer frees room).
+    pub fn bell(&self) -> Bell {
+        self.bell.clone()
     }
 
     /// Queues an input on the order lane without blocking; the input is dropped when refused
@@ -272,12 +292,22 @@ pub enum Refused {
 /// Most inputs appended per published batch (bounds the latency of the batch's first input).
 const MAX_BATCH: usize = 256;
 
+/// Where the sequencer's records go. One sink per sequencer for its whole life, so the size
+/// difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Sink {
+    /// A single node: the journal, written by the sequencer itself.
+    Journal(JournalWriter),
+    /// A cluster member: raft entries, proposed while this member leads (`crate::proposer`).
+    Raft(Proposer),
+}
+
 /// The sequencer as an agent (Aeron's duty-cycle pattern): [`SequencerAgent::do_work`] appends
 /// what is queued and returns how much it did; whoever runs it decides how to idle. It runs on
 /// its own thread or shares one with the engine agent (`crate::pipeline`, on the runner of
 /// `crate::agent`).
 pub struct SequencerAgent {
-    writer: JournalWriter,
+    sink: Sink,
     stamper: Stamper,
     rx: InboundRx,
     tick: Duration,
@@ -288,6 +318,13 @@ pub struct SequencerAgent {
     /// When the clock's state was last checked, and how often to check it.
     clock_checked: Instant,
     clock_check_every: Duration,
+    /// Inputs taken in this duty cycle (reused: no allocation once warm).
+    taken: Vec<Inbound>,
+    /// Cluster member: what a new leader proposes first when the log holds no event yet.
+    genesis: Vec<Event>,
+    /// Cluster member: what a new leader proposes at the start of every term (the disconnect of
+    /// every session: sessions of a dead leader are disconnected for the venue).
+    takeover: Vec<Event>,
 }
 
 /// How often the sequencer asks its clock whether it is synchronised (an `adjtimex` call for
@@ -310,8 +347,19 @@ fn clock_record(stamper: &Stamper, synchronised: bool) -> Event {
     }
 }
 
+/// An input's event, who waits for its seq, and the session whose safety slot it holds.
+fn split(input: Inbound) -> (Event, Option<tokio::sync::oneshot::Sender<u64>>, Option<u32>) {
+    match input {
+        Inbound::Event(e) => (e, None, None),
+        Inbound::Tracked(e, reply) => (e, Some(reply), None),
+        Inbound::Safety(session, e) => (e, None, Some(session)),
+        Inbound::Shutdown => unreachable!("a Shutdown is never taken as an input"),
+    }
+}
+
 impl SequencerAgent {
-    /// Appends `initial` (genesis and setup on a fresh journal) and the clock record.
+    /// A single node's sequencer: appends `initial` (genesis and setup on a fresh journal) and
+    /// the clock record.
     pub fn new(
         mut writer: JournalWriter,
         mut stamper: Stamper,
@@ -325,8 +373,36 @@ impl SequencerAgent {
         }
         let record = clock_record(&stamper, synchronised);
         append(&mut writer, &mut stamper, &record)?;
-        Ok(SequencerAgent {
-            writer,
+        Ok(Self::with_sink(
+            Sink::Journal(writer),
+            stamper,
+            rx,
+            tick,
+            synchronised,
+        ))
+    }
+
+    /// A cluster member's sequencer: proposes nothing until its member leads. Each time it
+    /// begins to lead it proposes the clock record, `genesis` if the log holds no event yet,
+    /// then `takeover` (the genesis records come before the clock record).
+    pub fn member(
+        proposer: Proposer,
+        stamper: Stamper,
+        rx: InboundRx,
+        genesis: Vec<Event>,
+        takeover: Vec<Event>,
+        tick: Duration,
+    ) -> SequencerAgent {
+        let synchronised = stamper.clock().synchronised();
+        let mut agent = Self::with_sink(Sink::Raft(proposer), stamper, rx, tick, synchronised);
+        agent.genesis = genesis;
+        agent.takeover = takeover;
+        agent
+    }
+
+    fn with_sink(sink: Sink, stamper: Stamper, rx: InboundRx, tick: Duration, synchronised: bool) -> Self {
+        SequencerAgent {
+            sink,
             stamper,
             rx,
             tick,
@@ -335,13 +411,25 @@ impl SequencerAgent {
             clock_synchronised: synchronised,
             clock_checked: Instant::now(),
             clock_check_every: CLOCK_CHECK_EVERY,
-        })
+            taken: Vec::with_capacity(MAX_BATCH),
+            genesis: Vec::new(),
+            takeover: Vec::new(),
+        }
     }
 
     /// Checks the clock's synchronisation state every `every` instead of [`CLOCK_CHECK_EVERY`].
     pub fn with_clock_check(mut self, every: Duration) -> Self {
         self.clock_check_every = every;
         self
+    }
+
+    /// Appends one record outside the inputs' batch (a Clock record, a Tick). A cluster member
+    /// adds it to the entry being built.
+    fn append_one(&mut self, event: &Event) -> Result<(), String> {
+        match &mut self.sink {
+            Sink::Journal(w) => append(w, &mut self.stamper, event).map(|_| ()),
+            Sink::Raft(p) => p.push(self.stamper.stamp(), event, None),
+        }
     }
 
     /// Journals a Clock record when the clock's synchronisation state has changed since the
@@ -358,50 +446,20 @@ impl SequencerAgent {
         }
         tracing::warn!(synchronised, "clock synchronisation state changed");
         let record = clock_record(&self.stamper, synchronised);
-        append(&mut self.writer, &mut self.stamper, &record)?;
+        self.append_one(&record)?;
         self.clock_synchronised = synchronised;
         Ok(1)
     }
 
-    /// One duty cycle: appends up to `MAX_BATCH` queued inputs as one published batch, or a
-    /// Tick when nothing was appended for the tick period. Returns the records appended.
+    /// One duty cycle: appends up to `MAX_BATCH` queued inputs as one published batch (one raft
+    /// entry on a cluster member), or a Tick when nothing was appended for the tick period.
+    /// Returns the records appended (or, on a member that does not lead, the inputs dropped).
     pub fn do_work(&mut self) -> Result<usize, String> {
-        let mut n = 0;
-        {
-            let mut batch = self.writer.batch();
-            while n < MAX_BATCH {
-                match self.rx.try_next() {
-                    Ok(Inbound::Event(e)) => {
-                        let ts = self.stamper.stamp();
-                        batch
-                            .append_archived(ts, KIND_EVENT, &e)
-                            .map_err(|e| format!("journal append: {e}"))?;
-                        n += 1;
-                    }
-                    Ok(Inbound::Safety(session, e)) => {
-                        let ts = self.stamper.stamp();
-                        batch
-                            .append_archived(ts, KIND_EVENT, &e)
-                            .map_err(|e| format!("journal append: {e}"))?;
-                        self.rx.journaled(session);
-                        n += 1;
-                    }
-                    Ok(Inbound::Tracked(e, reply)) => {
-                        let ts = self.stamper.stamp();
-                        let seq = batch
-                            .append_archived(ts, KIND_EVENT, &e)
-                            .map_err(|e| format!("journal append: {e}"))?;
-                        let _ = reply.send(seq);
-                        n += 1;
-                    }
-                    Ok(Inbound::Shutdown) | Err(TryRecvError::Disconnected) => {
-                        self.stopped = true;
-                        break;
-                    }
-                    Err(TryRecvError::Empty) => break,
-                }
-            }
+        if let Some(n) = self.follow_leadership()? {
+            return Ok(n);
         }
+        self.take_inputs();
+        let mut n = self.write_taken()?;
         if !self.stopped {
             n += self.check_clock()?;
         }
@@ -413,9 +471,124 @@ impl SequencerAgent {
                 msg_seq: 0,
                 command: Command::Tick,
             };
-            append(&mut self.writer, &mut self.stamper, &tick)?;
+            self.append_one(&tick)?;
             self.last_append = Instant::now();
             n = 1;
+        }
+        if let Sink::Raft(p) = &mut self.sink {
+            p.flush()?;
+        }
+        Ok(n)
+    }
+
+    /// A cluster member follows its role: `Some(n)` when this cycle is over (it does not lead:
+    /// inputs are dropped; it has just begun to lead; or its proposals are at their bound).
+    fn follow_leadership(&mut self) -> Result<Option<usize>, String> {
+        let Sink::Raft(p) = &mut self.sink else {
+            return Ok(None);
+        };
+        match p.gate().observe(p.term()) {
+            Lead::Same => {}
+            Lead::Ended => {
+                tracing::info!(term = p.term(), "no longer leading: inputs are dropped");
+                p.set_term(0);
+            }
+            Lead::Began {
+                term,
+                floor_ns,
+                fresh,
+            } => {
+                tracing::info!(term, fresh, "leading: sequencing");
+                p.set_term(term);
+                self.stamper.raise_floor(floor_ns);
+                self.clock_synchronised = self.stamper.clock().synchronised();
+                // The genesis record first (the engine starts there), then which clock stamps
+                // this leader's records, then the takeover.
+                let clock = clock_record(&self.stamper, self.clock_synchronised);
+                let genesis = if fresh { &self.genesis[..] } else { &[] };
+                for e in genesis.iter().chain([&clock]).chain(&self.takeover) {
+                    p.push(self.stamper.stamp(), e, None)?;
+                }
+                p.flush()?;
+                self.last_append = Instant::now();
+                return Ok(Some(1 + genesis.len() + self.takeover.len()));
+            }
+        }
+        if p.term() == 0 {
+            return Ok(Some(self.drop_inputs()));
+        }
+        Ok((!p.has_room()).then_some(0))
+    }
+
+    /// A member that does not lead cannot sequence: what is queued is dropped (the gateway
+    /// closes every connection when leadership ends, so nobody waits for an answer; a waiting
+    /// operator is told the sequencer refused). Returns the inputs dropped.
+    fn drop_inputs(&mut self) -> usize {
+        let mut dropped = 0;
+        while dropped < MAX_BATCH {
+            match self.rx.try_next() {
+                Ok(Inbound::Safety(session, _)) => {
+                    // The new leader disconnects every session itself (its takeover).
+                    self.rx.journaled(session);
+                    dropped += 1;
+                }
+                Ok(Inbound::Shutdown) | Err(TryRecvError::Disconnected) => {
+                    self.stopped = true;
+                    break;
+                }
+                Ok(_) => dropped += 1,
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        dropped
+    }
+
+    /// Takes up to `MAX_BATCH` queued inputs, in ticket order; notes a Shutdown.
+    fn take_inputs(&mut self) {
+        while self.taken.len() < MAX_BATCH {
+            match self.rx.try_next() {
+                Ok(Inbound::Shutdown) | Err(TryRecvError::Disconnected) => {
+                    self.stopped = true;
+                    break;
+                }
+                Ok(input) => self.taken.push(input),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+    }
+
+    /// Stamps and appends the inputs taken: one published batch on a single node, one entry
+    /// on a member. Returns how many.
+    fn write_taken(&mut self) -> Result<usize, String> {
+        let n = self.taken.len();
+        let (stamper, rx) = (&mut self.stamper, &self.rx);
+        match &mut self.sink {
+            Sink::Journal(w) => {
+                let mut batch = w.batch();
+                for input in self.taken.drain(..) {
+                    let (event, reply, safety) = split(input);
+                    let seq = batch
+                        .append_archived(stamper.stamp(), KIND_EVENT, &event)
+                        .map_err(|e| format!("journal append: {e}"))?;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(seq);
+                    }
+                    if let Some(session) = safety {
+                        rx.journaled(session);
+                    }
+                }
+            }
+            Sink::Raft(p) => {
+                for input in self.taken.drain(..) {
+                    let (event, reply, safety) = split(input);
+                    p.push(stamper.stamp(), &event, reply)?;
+                    if let Some(session) = safety {
+                        // In the member's next entry, proposed in order: a later Logon's reset
+                        // is proposed after it.
+                        rx.journaled(session);
+                    }
+                }
+            }
         }
         Ok(n)
     }
@@ -434,9 +607,13 @@ impl SequencerAgent {
         self.rx.doorbell()
     }
 
-    /// How long until a Tick is due (zero when it is).
+    /// How long until a Tick is due (zero when it is). A member that does not lead proposes no
+    /// Tick: it waits a tick period at most (the role watch rings it when it begins to lead).
     pub fn until_tick(&self) -> Duration {
-        self.tick.saturating_sub(self.last_append.elapsed())
+        match &self.sink {
+            Sink::Raft(p) if p.term() == 0 => self.tick,
+            _ => self.tick.saturating_sub(self.last_append.elapsed()),
+        }
     }
 
     /// Whether a Shutdown was taken (nothing more will be appended).
@@ -452,10 +629,11 @@ impl SequencerAgent {
                 "clock went backwards; stamps were clamped"
             );
         }
-        self.writer
-            .close()
-            .map(|_| ())
-            .map_err(|e| format!("journal close: {e}"))
+        match self.sink {
+            Sink::Journal(w) => w.close().map(|_| ()).map_err(|e| format!("journal close: {e}")),
+            // The member's journal belongs to its raft log, closed when raft stops.
+            Sink::Raft(_) => Ok(()),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! directory, finding the real FIX peers (`../shared/fix`, the Python venv the test command
 //! installs), and a small blocking FIX initiator for the tests that need to see raw messages.
 
+pub mod cluster;
 pub mod fix_client;
 
 use std::io::{BufRead, BufReader};

@@ -114,7 +114,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ORDO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // openraft logs every vote and every timed-out request (at ERROR): thousands of
+                // lines in a failover. The member logs its own role changes; ORDO_LOG=openraft=info
+                // brings openraft's back.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=off")),
         )
         .init();
     match cli.command {

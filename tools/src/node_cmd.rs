@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ordo_replica::cluster_file::ClusterFile;
+use ordo_sequencer::cluster::ClusterSpec;
 use ordo_sequencer::config::NodeConfig;
 
 /// Arguments of `ordo node`.
@@ -31,9 +33,66 @@ pub struct NodeArgs {
     /// Test-only echo application (QuickFIX acceptance suite): D and d are echoed back.
     #[arg(long)]
     pub echo: bool,
+    /// Cluster file (TOML): run as member `--id` of the cluster it describes. Its node settings
+    /// (sessions, instruments, limits) are those of `--config`; with none, the embedded
+    /// defaults. FIX listens on the member's `fix` address.
+    #[arg(long, requires = "id", conflicts_with_all = ["config", "listen", "echo"])]
+    pub cluster: Option<PathBuf>,
+    /// This member's id in the cluster file.
+    #[arg(long, requires = "cluster")]
+    pub id: Option<u64>,
+    /// Where the member's embedded Aeron media driver keeps its files (default /dev/shm, else
+    /// the temporary directory).
+    #[arg(long, requires = "cluster")]
+    pub aeron_dir: Option<PathBuf>,
 }
 
-fn load(args: &NodeArgs) -> Result<NodeConfig, String> {
+/// The node settings and cluster spec of `--cluster FILE --id N`.
+fn load_cluster(
+    path: &std::path::Path,
+    id: u64,
+    args: &NodeArgs,
+) -> Result<(NodeConfig, ClusterSpec), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let file = ClusterFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let member = file
+        .members
+        .iter()
+        .find(|m| m.id == id)
+        .ok_or_else(|| format!("{}: no member with id {id}", path.display()))?
+        .clone();
+    // What is not [cluster] or [[member]] is the node configuration every member shares.
+    let mut table: toml::Table = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+    table.remove("cluster");
+    table.remove("member");
+    let mut cfg = if table.is_empty() {
+        NodeConfig::embedded()
+    } else {
+        NodeConfig::from_toml(&table.to_string()).map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    cfg.listen = member.fix;
+    cfg.data_dir = match (&args.data_dir, &member.data_dir) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => PathBuf::from(format!("ordo-data-m{id}")),
+    };
+    let aeron_root = args.aeron_dir.clone().unwrap_or_else(|| {
+        let shm = std::path::Path::new("/dev/shm");
+        if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    });
+    Ok((cfg, ClusterSpec { file, id, aeron_root }))
+}
+
+fn load(args: &NodeArgs) -> Result<(NodeConfig, Option<ClusterSpec>), String> {
+    if let (Some(path), Some(id)) = (&args.cluster, args.id) {
+        let (mut cfg, spec) = load_cluster(path, id, args)?;
+        overrides(&mut cfg, args);
+        return Ok((cfg, Some(spec)));
+    }
     let mut cfg = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
@@ -47,6 +106,12 @@ fn load(args: &NodeArgs) -> Result<NodeConfig, String> {
     if let Some(l) = args.listen {
         cfg.listen = l;
     }
+    overrides(&mut cfg, args);
+    Ok((cfg, None))
+}
+
+/// The flags every node takes over its configuration.
+fn overrides(cfg: &mut NodeConfig, args: &NodeArgs) {
     if let Some(i) = &args.idle {
         cfg.idle = i.clone();
     }
@@ -56,12 +121,11 @@ fn load(args: &NodeArgs) -> Result<NodeConfig, String> {
     if let Some(d) = &args.durability {
         cfg.durability = d.clone();
     }
-    Ok(cfg)
 }
 
 /// Runs the node until SIGTERM or SIGINT.
 pub fn run(args: &NodeArgs) -> ExitCode {
-    let cfg = match load(args) {
+    let (cfg, cluster) = match load(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -95,6 +159,8 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             );
             ordo_sequencer::node::run_echo(cfg, listener, rx).await;
             Ok(())
+        } else if let Some(spec) = &cluster {
+            ordo_sequencer::node::run_member(cfg, spec, listener, rx).await
         } else {
             ordo_sequencer::node::run(cfg, listener, rx).await
         }

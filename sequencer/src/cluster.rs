@@ -1,0 +1,291 @@
+//! The node as a cluster member (`ordo node --cluster FILE --id N`, `docs/REPLICATION.md`): its
+//! consensus (openraft on its journal, Aeron to the other members), and how its role drives
+//! the node: the sequencer proposes only while the member leads ([`LeaderGate`]), and the
+//! gateway serves FIX only then (`serving`).
+//!
+//! Every member runs the same node: the engine agent applies the committed prefix on every
+//! member (`crate::engine_runner`, member mode), so a follower that is elected has its engine
+//! at the committed position already.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::BasicNode;
+use ordo_journal::Durability;
+use ordo_replica::aeron::{AeronConfig, AeronTransport};
+use ordo_replica::cluster_file::ClusterFile;
+use ordo_replica::member::{MemberConfig, RunningMember};
+use ordo_replica::role::Role;
+use ordo_replica::storage::JournalLog;
+use ordo_replica::types::{NodeId, Raft};
+use tokio::sync::watch;
+
+use crate::proposer::LeaderGate;
+use crate::sequencing::Bell;
+
+/// Which member of which cluster this node is.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// The cluster file, parsed.
+    pub file: ClusterFile,
+    /// This member's id (in `file`).
+    pub id: NodeId,
+    /// Where Aeron's driver directories go (`/dev/shm` by default).
+    pub aeron_root: PathBuf,
+}
+
+/// A member's consensus, running.
+pub struct Consensus {
+    /// The member (raft, its log, its role).
+    pub member: RunningMember,
+    /// Its transport to the other members (none for a cluster of one).
+    transport: Option<Arc<AeronTransport>>,
+    /// The runtime raft runs on: threads of its own, so that neither a busy gateway nor a
+    /// blocking fsync of the vote (measured up to 195 ms on this VM's disk) holds up heartbeats
+    /// and votes. Taken at shutdown.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Threads of the consensus runtime: openraft's core may block in an fsync of the vote while
+/// the dispatcher answers on the other.
+const RAFT_THREADS: usize = 2;
+
+/// What the admin channel reads of a member.
+#[derive(Clone)]
+pub struct MemberView {
+    /// Its id.
+    pub id: NodeId,
+    /// Its raft.
+    pub raft: Raft,
+    /// Its log.
+    pub log: JournalLog,
+    /// Its role.
+    pub role: watch::Receiver<Role>,
+    /// Each member's FIX address, by id.
+    pub fix: BTreeMap<NodeId, std::net::SocketAddr>,
+}
+
+impl MemberView {
+    /// `role=… term=… leader=… last_seq=… committed_seq=…` (`ordo admin status`).
+    pub fn status(&self) -> String {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match *self.role.borrow() {
+            Role::Leader { .. } => "leader",
+            Role::CutOff { .. } => "cut-off",
+            Role::Follower { .. } => "follower",
+            Role::Stopped => "stopped",
+        };
+        let positions = self.log.positions();
+        format!(
+            "id={} role={role} term={} leader={} last_seq={} committed_seq={}",
+            self.id,
+            m.current_term,
+            m.current_leader.map_or("none".to_string(), |l| l.to_string()),
+            positions.written(),
+            positions.committed()
+        )
+    }
+
+    /// Why an operator command cannot be sequenced here, if it cannot: only the leader
+    /// sequences.
+    pub fn refuse(&self) -> Option<String> {
+        match *self.role.borrow() {
+            Role::Leader { .. } => None,
+            _ => {
+                let leader = self.raft.metrics().borrow().current_leader;
+                Some(match leader.and_then(|l| self.fix.get(&l).map(|a| (l, a))) {
+                    Some((l, addr)) if l != self.id => {
+                        format!("not the leader: member {l} leads (FIX {addr})")
+                    }
+                    _ => "not the leader: no leader known".to_string(),
+                })
+            }
+        }
+    }
+}
+
+impl Consensus {
+    /// Starts member `spec.id`'s consensus on the raft log in `data_dir` (its `journal/` and
+    /// `raft/`). A member whose log is empty waits a few election timeouts for the others to
+    /// bring it in, then initializes the cluster itself (every member doing so with the same
+    /// membership is safe, openraft says; waiting first spares a live cluster the elections
+    /// of a member restarted from empty).
+    pub async fn start(
+        spec: &ClusterSpec,
+        data_dir: &Path,
+        durability: Durability,
+    ) -> Result<Consensus, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RAFT_THREADS)
+            .thread_name("raft")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("raft runtime: {e}"))?;
+        let (spec_owned, dir) = (spec.clone(), data_dir.to_path_buf());
+        let started = runtime
+            .spawn(async move { Self::start_here(&spec_owned, &dir, durability).await })
+            .await
+            .map_err(|e| format!("raft runtime: {e}"));
+        match started {
+            Ok(Ok((member, transport))) => Ok(Consensus {
+                member,
+                transport,
+                runtime: Some(runtime),
+            }),
+            Ok(Err(e)) | Err(e) => {
+                runtime.shutdown_background();
+                Err(e)
+            }
+        }
+    }
+
+    /// The consensus runtime's handle (the proposer's tasks run there).
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.runtime.as_ref().expect("running").handle().clone()
+    }
+
+    async fn start_here(
+        spec: &ClusterSpec,
+        data_dir: &Path,
+        durability: Durability,
+    ) -> Result<(RunningMember, Option<Arc<AeronTransport>>), String> {
+        let me = spec
+            .file
+            .members
+            .iter()
+            .find(|m| m.id == spec.id)
+            .ok_or_else(|| format!("cluster file has no member {}", spec.id))?;
+        let t = spec.file.timings;
+        let cfg = MemberConfig {
+            id: spec.id,
+            dir: data_dir.to_path_buf(),
+            durability,
+            heartbeat_ms: t.heartbeat_ms,
+            election_timeout_min_ms: t.election_timeout_min_ms,
+            election_timeout_max_ms: t.election_timeout_max_ms,
+        };
+        let (transport, member) = if spec.file.members.len() == 1 {
+            let (transport, inbox) = ordo_replica::transport::NoPeers::new();
+            (None, RunningMember::start(&cfg, transport, inbox).await?)
+        } else {
+            let endpoints = spec.file.members.iter().map(|m| (m.id, m.raft)).collect();
+            let (transport, inbox) = AeronTransport::start(&AeronConfig {
+                me: spec.id,
+                endpoints,
+                aeron_root: spec.aeron_root.clone(),
+                shared_driver: None,
+            })?;
+            let member = RunningMember::start(&cfg, transport.clone(), inbox).await?;
+            (Some(transport), member)
+        };
+        tracing::info!(id = spec.id, raft = %me.raft, "member started");
+        initialize(
+            &member.raft,
+            spec,
+            Duration::from_millis(t.election_timeout_max_ms * 3),
+        )
+        .await?;
+        Ok((member, transport))
+    }
+
+    /// What the admin channel reads.
+    pub fn view(&self, spec: &ClusterSpec) -> MemberView {
+        MemberView {
+            id: self.member.id,
+            raft: self.member.raft.clone(),
+            log: self.member.log.clone(),
+            role: self.member.role.clone(),
+            fix: spec.file.members.iter().map(|m| (m.id, m.fix)).collect(),
+        }
+    }
+
+    /// Stops raft and the transport.
+    pub async fn shutdown(mut self) {
+        let runtime = self.runtime.take().expect("running");
+        let (member, transport) = (self.member, self.transport);
+        let _ = runtime
+            .spawn(async move {
+                member.shutdown().await;
+                if let Some(t) = transport {
+                    // Joins the aeron thread: off the runtime's own threads.
+                    let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+                }
+            })
+            .await;
+        // A runtime may not be dropped inside another's context: its threads end on their own.
+        runtime.shutdown_background();
+    }
+}
+
+/// Initializes the cluster from this member if, after `wait`, no other member has brought it in.
+async fn initialize(raft: &Raft, spec: &ClusterSpec, wait: Duration) -> Result<(), String> {
+    let initialized = || async { raft.is_initialized().await.map_err(|e| format!("raft: {e}")) };
+    if initialized().await? {
+        return Ok(());
+    }
+    if spec.file.members.len() > 1 {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if initialized().await? {
+                return Ok(());
+            }
+        }
+    }
+    let nodes: BTreeMap<NodeId, BasicNode> = spec
+        .file
+        .members
+        .iter()
+        .map(|m| (m.id, BasicNode::new(m.raft)))
+        .collect();
+    match raft.initialize(nodes).await {
+        Ok(()) => Ok(()),
+        // Another member got there first: the cluster is formed, which is the point.
+        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(format!("initialize the cluster: {e}")),
+    }
+}
+
+/// Follows the member's role: while it leads, the sequencer proposes (gate) and the gateway
+/// serves (`serving`); otherwise neither. Leadership begins with the log's last timestamp as the
+/// stamper's floor, and with the genesis records if the log holds no event yet. Ends when raft
+/// stops.
+pub async fn follow_role(
+    mut role: watch::Receiver<Role>,
+    log: JournalLog,
+    gate: Arc<LeaderGate>,
+    bell: Bell,
+    serving: watch::Sender<bool>,
+) {
+    loop {
+        let now = *role.borrow_and_update();
+        tracing::info!(role = ?now, "member role");
+        match now {
+            Role::Leader { term } => {
+                if gate.term() != term {
+                    gate.lead(term, log.last_timestamp_ns(), !log.holds_events());
+                    bell.ring();
+                }
+                serving.send_if_modified(|s| !std::mem::replace(s, true));
+            }
+            Role::CutOff { .. } | Role::Follower { .. } | Role::Stopped => {
+                // Serving stops first: no connection may send anything once leadership is in
+                // doubt (`docs/REPLICATION.md`, 4.4).
+                serving.send_if_modified(|s| std::mem::replace(s, false));
+                gate.step_down();
+                bell.ring();
+                if now == Role::Stopped {
+                    return;
+                }
+            }
+        }
+        if role.changed().await.is_err() {
+            serving.send_if_modified(|s| std::mem::replace(s, false));
+            gate.step_down();
+            bell.ring();
+            return;
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The sequencer's way into the replicated log on a cluster member (`docs/REPLICATION.md`, 3.2,
+//! 4.1): the records of one duty cycle become one raft entry ([`Batch`]), proposed through
+//! openraft in stamp order, with at most [`MAX_IN_FLIGHT_ENTRIES`] proposed and not yet
+//! answered. Nothing here acknowledges anything: outputs leave when the engine agent has
+//! applied the committed records (`crate::engine_runner`, member mode).
+//!
+//! * [`LeaderGate`]: what the role watch tells the sequencer (lead in term T from this floor, or
+//!   do not lead).
+//! * [`Proposer`]: the sequencer's side: builds the entry, hands it to the proposing task.
+//! * [`spawn`]: the proposing task (one, so entries reach raft in the order they were stamped:
+//!   the journal refuses a timestamp below the previous record's) and the task that collects
+//!   the answers in order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use ordo_replica::batch::{Batch, MAX_BATCH_BYTES};
+use ordo_replica::types::Raft;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::schema::{Event, KIND_EVENT};
+use crate::sequencing::Bell;
+
+/// Entries proposed and not yet answered, at most. At the bound the sequencer takes no more
+/// input (its order lane fills and the gateway answers "system busy").
+pub const MAX_IN_FLIGHT_ENTRIES: usize = 64;
+
+/// What the member's role tells its sequencer: whether to lead, in which term, and from which
+/// timestamp on. Written by the role watch, read by the sequencer once per duty cycle.
+#[derive(Debug, Default)]
+pub struct LeaderGate {
+    /// The term this member leads in; 0 when it does not lead.
+    term: AtomicU64,
+    /// The log's last timestamp when leadership began: the new leader stamps from here on.
+    floor_ns: AtomicU64,
+    /// The log held no event when leadership began: the genesis records come first.
+    fresh: AtomicBool,
+}
+
+/// A change of leadership the sequencer acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lead {
+    /// Leading in the same term as before (or still not leading).
+    Same,
+    /// Leading from now on, in `term`.
+    Began {
+        /// The term.
+        term: u64,
+        /// Stamp nothing before it.
+        floor_ns: u64,
+        /// Propose the genesis records first.
+        fresh: bool,
+    },
+    /// No longer leading.
+    Ended,
+}
+
+impl LeaderGate {
+    /// Leads in `term`: the log ends at `floor_ns` and holds an event unless `fresh`.
+    pub fn lead(&self, term: u64, floor_ns: u64, fresh: bool) {
+        assert!(term > 0, "terms start at 1");
+        self.floor_ns.store(floor_ns, Ordering::Relaxed);
+        self.fresh.store(fresh, Ordering::Relaxed);
+        // Release: a sequencer that reads the term reads the floor and freshness stored above.
+        self.term.store(term, Ordering::Release);
+    }
+
+    /// Leads no more.
+    pub fn step_down(&self) {
+        self.term.store(0, Ordering::Release);
+    }
+
+    /// The term led in, 0 if none.
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    /// What changed since the sequencer last led in `term` (0: was not leading).
+    pub fn observe(&self, term: u64) -> Lead {
+        match self.term.load(Ordering::Acquire) {
+            now if now == term => Lead::Same,
+            0 => Lead::Ended,
+            now => Lead::Began {
+                term: now,
+                floor_ns: self.floor_ns.load(Ordering::Relaxed),
+                fresh: self.fresh.load(Ordering::Relaxed),
+            },
+        }
+    }
+}
+
+/// One entry on its way to raft: its records and who waits for the seq of which record.
+struct Proposal {
+    batch: Batch,
+    /// (record index in the batch, waiter).
+    tracked: Vec<(u32, oneshot::Sender<u64>)>,
+}
+
+/// The sequencer's side of the proposing task.
+pub struct Proposer {
+    gate: Arc<LeaderGate>,
+    /// The term the sequencer leads in (0: not leading).
+    term: u64,
+    tx: mpsc::Sender<Proposal>,
+    in_flight: Arc<AtomicUsize>,
+    batch: Batch,
+    tracked: Vec<(u32, oneshot::Sender<u64>)>,
+    /// Reused for each event's archive (no allocation per record once warm).
+    scratch: rkyv::util::AlignedVec,
+}
+
+impl Proposer {
+    /// The gate it follows.
+    pub fn gate(&self) -> &LeaderGate {
+        &self.gate
+    }
+
+    /// The term it proposes in (0: none).
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// Notes a change of leadership seen through the gate.
+    pub fn set_term(&mut self, term: u64) {
+        self.term = term;
+        if term == 0 {
+            // A batch being built for a term that ended is dropped with its waiters.
+            self.batch = Batch::default();
+            self.tracked.clear();
+        }
+    }
+
+    /// Whether another entry may be proposed now.
+    pub fn has_room(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) < MAX_IN_FLIGHT_ENTRIES
+    }
+
+    /// Adds `event`, stamped `ts`, to the entry being built; `reply` gets its journal seq once
+    /// the entry is committed.
+    pub fn push(
+        &mut self,
+        ts: u64,
+        event: &Event,
+        reply: Option<oneshot::Sender<u64>>,
+    ) -> Result<(), String> {
+        let buf = std::mem::take(&mut self.scratch);
+        let mut buf = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(event, buf)
+            .map_err(|e| format!("encode event: {e}"))?;
+        if self.batch.bytes_len() + buf.len() + 64 > MAX_BATCH_BYTES {
+            self.flush()?;
+        }
+        let index = self.batch.len();
+        self.batch
+            .push(ts, KIND_EVENT, &buf)
+            .map_err(|e| format!("entry: {e}"))?;
+        if let Some(reply) = reply {
+            self.tracked.push((index, reply));
+        }
+        buf.clear();
+        self.scratch = buf;
+        Ok(())
+    }
+
+    /// Proposes the entry built so far, if it holds anything.
+    pub fn flush(&mut self) -> Result<(), String> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let proposal = Proposal {
+            batch: std::mem::take(&mut self.batch),
+            tracked: std::mem::take(&mut self.tracked),
+        };
+        // Counted before it is sent: the channel holds at most MAX_IN_FLIGHT_ENTRIES (the
+        // sequencer checks `has_room` before taking input), so it is never full here.
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.tx.try_send(proposal).map_err(|e| {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => "proposals beyond their bound".to_string(),
+                mpsc::error::TrySendError::Closed(_) => "raft stopped".to_string(),
+            }
+        })
+    }
+}
+
+/// Starts the proposing task and the answer collector on `runtime` (the consensus runtime);
+/// returns the sequencer's side. `bell` wakes the sequencer when an answer frees room.
+pub fn spawn(runtime: &tokio::runtime::Handle, raft: Raft, gate: Arc<LeaderGate>, bell: Bell) -> Proposer {
+    // One slot more than the bound: `flush` may run once after `has_room` said yes.
+    let (tx, rx) = mpsc::channel::<Proposal>(MAX_IN_FLIGHT_ENTRIES + 1);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let (answers_tx, answers_rx) = mpsc::channel(MAX_IN_FLIGHT_ENTRIES + 1);
+    runtime.spawn(propose(
+        raft,
+        rx,
+        answers_tx,
+        Arc::clone(&in_flight),
+        bell.clone(),
+    ));
+    runtime.spawn(collect(answers_rx, Arc::clone(&in_flight), bell));
+    Proposer {
+        gate,
+        term: 0,
+        tx,
+        in_flight,
+        batch: Batch::default(),
+        tracked: Vec::new(),
+        scratch: rkyv::util::AlignedVec::new(),
+    }
+}
+
+/// What openraft answers a proposal with, and who waits for it.
+type Answer = (
+    oneshot::Receiver<ordo_replica::types::ClientWriteResult>,
+    Vec<(u32, oneshot::Sender<u64>)>,
+);
+
+/// Hands proposals to raft, one at a time and in order (each `client_write_ff` returns once raft
+/// has taken the entry, before it is appended: several are in flight).
+async fn propose(
+    raft: Raft,
+    mut rx: mpsc::Receiver<Proposal>,
+    answers: mpsc::Sender<Answer>,
+    in_flight: Arc<AtomicUsize>,
+    bell: Bell,
+) {
+    while let Some(p) = rx.recv().await {
+        match raft.client_write_ff(p.batch).await {
+            Ok(answer) => {
+                if answers.send((answer, p.tracked)).await.is_err() {
+                    return;
+                }
+            }
+            Err(fatal) => {
+                tracing::error!(%fatal, "raft stopped: proposal dropped");
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+                bell.ring();
+            }
+        }
+    }
+}
+
+/// Collects raft's answers in proposal order: frees a slot per answer and tells waiters the
+/// seq of their record. A proposal refused because this member no longer leads is dropped: its
+/// inputs were never committed and nobody was told anything about them (`docs/REPLICATION.md`,
+/// 8.3).
+async fn collect(mut rx: mpsc::Receiver<Answer>, in_flight: Arc<AtomicUsize>, bell: Bell) {
+    while let Some((answer, tracked)) = rx.recv().await {
+        match answer.await {
+            Ok(Ok(written)) => {
+                for (index, reply) in tracked {
+                    let _ = reply.send(written.data.entry_seq + 1 + u64::from(index));
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(%e, "proposal not committed"),
+            Err(_) => tracing::debug!("proposal dropped by raft"),
+        }
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+        bell.ring();
+    }
+}

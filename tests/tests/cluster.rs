@@ -1,0 +1,129 @@
+//! Real `ordo node --cluster` processes on loopback (`docs/REPLICATION.md`, 9): the leader
+//! serves, followers close logons without a word, the leader killed with SIGKILL is replaced,
+//! the new leader disconnects the dead leader's sessions for the venue (cancel-on-disconnect
+//! across failover), and the killed member restarted on its journal catches up to an identical
+//! committed prefix.
+
+use std::time::{Duration, Instant};
+
+use ordo_tests::cluster::Cluster;
+use ordo_tests::fix_client::{FixClient, Got};
+
+const T: Duration = Duration::from_secs(10);
+
+fn logged_on(port: u16, n: u32) -> FixClient {
+    let name = format!("CLIENT{n}");
+    let mut c = FixClient::connect(port, &name, "ORDO").unwrap();
+    let answer = c.logon(&name, "demo", true);
+    assert_eq!(answer.msg_type(), "A", "{answer}");
+    c
+}
+
+fn limit(c: &mut FixClient, clordid: &str, account: &str, side: &str, qty: &str, price: &str) {
+    c.send(
+        "D",
+        &[
+            (11, clordid),
+            (1, account),
+            (21, "1"),
+            (55, "AAA"),
+            (54, side),
+            (60, "20261201-00:00:00"),
+            (38, qty),
+            (40, "2"),
+            (44, price),
+            (59, "1"),
+        ],
+    );
+}
+
+/// Every pair of `ids` has the same committed prefix (one is a prefix of the other).
+fn committed_prefixes_agree(cluster: &Cluster, ids: &[u64]) {
+    for (i, &a) in ids.iter().enumerate() {
+        for &b in &ids[i + 1..] {
+            let (code, text) = cluster.diff_committed(a, b);
+            assert_eq!(code, 0, "members {a} and {b}: {text}");
+        }
+    }
+}
+
+#[test]
+fn leader_serves_followers_refuse_and_a_killed_leader_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3);
+    let all = [1, 2, 3];
+    let leader = cluster.leader_among(&all, Duration::from_secs(30));
+    let followers: Vec<u64> = all.iter().copied().filter(|&id| id != leader).collect();
+
+    // A follower closes a Logon's connection without answering it (`docs/REPLICATION.md`,
+    // 8.2: any message would take a number in the cluster's stream).
+    let mut at_follower = FixClient::connect(cluster.fix_ports[&followers[0]], "CLIENT5", "ORDO").unwrap();
+    at_follower.send("A", &[(98, "0"), (108, "30"), (553, "CLIENT5"), (554, "demo")]);
+    let (closed, seen) = at_follower.closed_within(T);
+    assert!(closed && seen.is_empty(), "a follower answered a logon: {seen:?}");
+
+    // The leader trades; every ExecutionReport comes from a committed record.
+    let port = cluster.fix_ports[&leader];
+    let mut buyer = logged_on(port, 1);
+    let mut seller = logged_on(port, 2);
+    let mut rester = logged_on(port, 3);
+    limit(&mut buyer, "b1", "ACC1", "1", "100", "100.00");
+    assert_eq!(buyer.expect(T).get(150), Some("0"));
+    limit(&mut seller, "s1", "ACC2", "2", "100", "100.00");
+    assert_eq!(seller.expect(T).get(150), Some("0"));
+    let fill = seller.expect(T);
+    assert_eq!((fill.get(150), fill.get(32)), (Some("F"), Some("100")), "{fill}");
+    assert_eq!(buyer.expect(T).get(150), Some("F"));
+    // CLIENT3 (cancel-on-disconnect in this cluster's settings) leaves a bid resting.
+    limit(&mut rester, "r1", "ACC3", "1", "50", "99.00");
+    assert_eq!(rester.expect(T).get(150), Some("0"));
+    let committed = cluster.status(leader).unwrap().committed_seq;
+    cluster.committed_on(&all, committed, T);
+    committed_prefixes_agree(&cluster, &all);
+
+    // The leader dies; the survivors elect one of them.
+    let killed_at = Instant::now();
+    cluster.kill9(leader);
+    let new_leader = cluster.leader_among(&followers, Duration::from_secs(10));
+    let elected_ms = killed_at.elapsed().as_millis();
+    eprintln!(
+        "leader {leader} killed: member {new_leader} leads after {elected_ms} ms (status polling included)"
+    );
+    for c in [&mut buyer, &mut seller, &mut rester] {
+        // The dead leader's connections are gone (its socket closed by the kernel).
+        assert!(
+            matches!(c.read(T), Got::Closed),
+            "a dead leader's connection stayed open"
+        );
+    }
+
+    // On the new leader: CLIENT3's resting bid was cancelled by the takeover (the sessions of a
+    // dead leader are disconnected for the venue), so a sell at its price rests instead of
+    // trading.
+    let port = cluster.fix_ports[&new_leader];
+    let mut seller = logged_on(port, 4);
+    limit(&mut seller, "s2", "ACC4", "2", "50", "99.00");
+    let ack = seller.expect(T);
+    assert_eq!(ack.get(150), Some("0"), "{ack}");
+    match seller.read(Duration::from_millis(500)) {
+        Got::Timeout => {}
+        other => panic!("the sell traded with a bid the takeover should have cancelled: {other:?}"),
+    }
+    // And the venue trades on: a buy from CLIENT1 fills against it.
+    let mut buyer = logged_on(port, 1);
+    limit(&mut buyer, "b2", "ACC1", "1", "50", "99.00");
+    assert_eq!(buyer.expect(T).get(150), Some("0"));
+    assert_eq!(buyer.expect(T).get(150), Some("F"));
+    assert_eq!(seller.expect(T).get(150), Some("F"));
+
+    // The killed member restarts on its journal, catches up, and all three agree.
+    cluster.spawn(leader);
+    let committed = cluster.status(new_leader).unwrap().committed_seq;
+    cluster.committed_on(&all, committed, Duration::from_secs(30));
+    committed_prefixes_agree(&cluster, &all);
+    assert_eq!(
+        cluster.leader_among(&all, T),
+        new_leader,
+        "the restarted member took over"
+    );
+}
