@@ -153,6 +153,34 @@ impl Builder {
         self
     }
 
+    /// Appends the fields added since [`Builder::start`] to `out` as one run of
+    /// `tag=value<SOH>`, header fields first, each part in tag order: what
+    /// [`Builder::fields_from`] takes back (a message whose header is written later, with the
+    /// sequence number it is given then).
+    pub fn fields_run(&mut self, out: &mut Vec<u8>) {
+        self.header.write_to(out);
+        self.body.write_to(out);
+    }
+
+    /// Adds every field of a run made by [`Builder::fields_run`]; `Err` with the offset of the
+    /// first field that is not `tag=value<SOH>` (nothing after it is added).
+    pub fn fields_from(&mut self, run: &[u8]) -> Result<(), usize> {
+        let mut at = 0;
+        while at < run.len() {
+            let end = run[at..].iter().position(|&b| b == SOH).ok_or(at)? + at;
+            let field = &run[at..end];
+            let eq = field.iter().position(|&b| b == b'=').ok_or(at)?;
+            let tag = std::str::from_utf8(&field[..eq])
+                .ok()
+                .and_then(|t| t.parse::<u32>().ok())
+                .filter(|&t| t > 0)
+                .ok_or(at)?;
+            self.field(tag, Value::Bytes(&field[eq + 1..]));
+            at = end + 1;
+        }
+        Ok(())
+    }
+
     /// Writes the message into `out` (cleared first).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         // BodyLength is known before writing, so the message is written once, front to back.

@@ -72,6 +72,11 @@ pub trait MessageStore {
     fn fetch(&self, begin: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]));
     /// Forgets everything (a sequence reset).
     fn reset(&mut self);
+    /// [`MessageStore::reset`] caused by journal record `origin.0` (log numbering: a
+    /// persistent store then knows, after a restart, that this reset is done).
+    fn reset_at(&mut self, _origin: (u64, u32)) {
+        self.reset();
+    }
     /// Called once at a clean stop, after the session's last message, with the next inbound
     /// MsgSeqNum: a persistent store keeps it, so that the next start expects exactly that
     /// number. Nothing to do for a memory store.
@@ -143,6 +148,12 @@ pub trait App {
     fn on_logon(&mut self, _reset: bool) {}
     /// The session's connection ended.
     fn on_logout(&mut self) {}
+    /// Log numbering: sequences a message the session decided to send on connection
+    /// `connection`. False if it cannot be (its queue is at its bound): the connection is then
+    /// closed.
+    fn sequence_out(&mut self, _connection: u64, _msg: Deferred) -> bool {
+        false
+    }
 }
 
 /// The session's output for one call.
@@ -157,6 +168,31 @@ pub struct Io<'a, S: MessageStore + ?Sized> {
 
 /// A reply body: fields after the header, each (tag, value).
 type Body<'b> = &'b [(u32, Value<'b>)];
+
+/// Who gives the messages a session sends their MsgSeqNum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbering {
+    /// The session, as it sends them (the echo application, tests).
+    Local,
+    /// The log: a message the session decides to send is handed out as a [`Deferred`]
+    /// ([`Session::take_deferred`]); once its record is committed it comes back through
+    /// [`Session::send_committed`], which numbers, stores and writes it. Every member applies
+    /// the same committed records in the same order, so every member gives every message the
+    /// same number, and a member that takes over can serve the session (`docs/REPLICATION.md`,
+    /// 6.1). Resends and gap fills take no new number and are written at once.
+    Log,
+}
+
+/// A message a [`Numbering::Log`] session decided to send, before it has a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred {
+    /// MsgType.
+    pub msg_type: Vec<u8>,
+    /// Every field but the standard header's own (BeginString, BodyLength, MsgType,
+    /// MsgSeqNum, CompIDs, SendingTime) and the CheckSum: `tag=value<SOH>` runs, header
+    /// fields (routing) first, as [`Builder::fields_run`] writes them.
+    pub fields: Vec<u8>,
+}
 
 /// One FIX session's state.
 #[derive(Debug)]
@@ -181,6 +217,12 @@ pub struct Session {
     /// message shaped like one proven before); boxed, ~5 KiB.
     shapes: Box<Shapes>,
     origin: (u64, u32),
+    numbering: Numbering,
+    /// Log numbering: messages decided and not yet handed out.
+    deferred: Vec<Deferred>,
+    /// Log numbering: our Logon answer has been written to this connection (nothing else is
+    /// written before it).
+    wire_logon_sent: bool,
 }
 
 /// Why processing stopped early (QuickFIX's exceptions inside verify).
@@ -209,7 +251,33 @@ impl Session {
             fields: Vec::new(),
             shapes: Box::default(),
             origin: (0, 0),
+            numbering: Numbering::Local,
+            deferred: Vec::new(),
+            wire_logon_sent: false,
         }
+    }
+
+    /// The session numbers what it sends through the log ([`Numbering::Log`]).
+    pub fn with_log_numbering(mut self) -> Self {
+        self.numbering = Numbering::Log;
+        self
+    }
+
+    /// How the session numbers what it sends.
+    pub fn numbering(&self) -> Numbering {
+        self.numbering
+    }
+
+    /// Log numbering: the messages decided since the last call, in order. The caller
+    /// sequences each; [`Session::send_committed`] sends it once committed.
+    pub fn take_deferred(&mut self) -> Vec<Deferred> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Sets the next inbound MsgSeqNum (a member that takes over: what the committed log says
+    /// the session sent last, plus one).
+    pub fn set_next_target(&mut self, next_target: u64) {
+        self.next_target = next_target;
     }
 
     /// The configuration.
@@ -244,12 +312,24 @@ impl Session {
         self.queue.clear();
         self.resend_range = None;
         self.test_requests = 0;
+        self.wire_logon_sent = false;
     }
 
     fn reset_sequences<S: MessageStore + ?Sized>(&mut self, io: &mut Io<'_, S>) {
-        self.next_sender = 1;
         self.next_target = 1;
-        io.store.reset();
+        if self.numbering == Numbering::Local {
+            self.next_sender = 1;
+            io.store.reset();
+        }
+        // Log numbering: the outbound side restarts when the reset's record is committed
+        // ([`Session::committed_reset`]), after every message numbered before it.
+    }
+
+    /// Log numbering: a committed sequence reset (a Logon with ResetSeqNumFlag): the next
+    /// message sent is number 1, and the store forgets the old sequence.
+    pub fn committed_reset<S: MessageStore + ?Sized>(&mut self, origin: (u64, u32), io: &mut Io<'_, S>) {
+        self.next_sender = 1;
+        io.store.reset_at(origin);
     }
 
     // ----- sending ---------------------------------------------------------------------------
@@ -266,6 +346,12 @@ impl Session {
         now: u64,
         io: &mut Io<'_, S>,
     ) {
+        if seq.is_none() && self.numbering == Numbering::Log {
+            self.defer(msg_type, header_extra, body);
+            // Decided now: the timers count from here, not from when the record comes back.
+            self.last_sent_ns = now;
+            return;
+        }
         let admin = dictionary::is_admin(msg_type);
         let b = &mut self.builder;
         b.start(msg_type);
@@ -294,20 +380,40 @@ impl Session {
         }
     }
 
-    /// Sends an application message (an ExecutionReport ...): `body` is every field after the
-    /// header. Stored for resends; written now if logged on. Returns its sequence number.
+    /// Log numbering: keeps the message for [`Session::take_deferred`].
+    fn defer(&mut self, msg_type: &[u8], header_extra: Body<'_>, body: Body<'_>) {
+        let b = &mut self.builder;
+        b.start(msg_type);
+        for &(tag, v) in header_extra.iter().chain(body) {
+            b.field(tag, v);
+        }
+        let mut fields = Vec::with_capacity(64);
+        b.fields_run(&mut fields);
+        self.deferred.push(Deferred {
+            msg_type: msg_type.to_vec(),
+            fields,
+        });
+    }
+
+    /// Sends an application message the session itself decided on (a reply of the
+    /// application): `body` is every field after the header. Stored for resends; written now
+    /// if logged on (log numbering: deferred, like every message the session decides).
     pub fn send_app<S: MessageStore + ?Sized>(
         &mut self,
         msg_type: &[u8],
         body: Body<'_>,
         now: u64,
         io: &mut Io<'_, S>,
-    ) -> u64 {
-        self.send_app_from(msg_type, body, (0, 0), now, io)
+    ) {
+        self.origin = (0, 0);
+        self.send_raw(msg_type, &[], body, None, now, io);
     }
 
-    /// [`Session::send_app`] for a message derived from journal record `origin.0`, output
-    /// `origin.1` (the store keeps it, so a restart does not send it twice).
+    /// Sends an application message derived from journal record `origin.0`, output
+    /// `origin.1` (the store keeps it, so a restart does not send it twice): numbered, stored,
+    /// and written if logged on, whatever the numbering (the record it comes from is committed
+    /// already). `now` is its SendingTime: the record's timestamp, so that every member renders
+    /// the same bytes. Returns its sequence number.
     pub fn send_app_from<S: MessageStore + ?Sized>(
         &mut self,
         msg_type: &[u8],
@@ -318,8 +424,73 @@ impl Session {
     ) -> u64 {
         let seq = self.next_sender;
         self.origin = origin;
-        self.send_raw(msg_type, &[], body, None, now, io);
+        match self.numbering {
+            Numbering::Local => self.send_raw(msg_type, &[], body, None, now, io),
+            Numbering::Log => {
+                self.builder.start(msg_type);
+                for &(tag, v) in body {
+                    self.builder.field(tag, v);
+                }
+                self.emit_committed(msg_type, true, now, io);
+            }
+        }
         seq
+    }
+
+    /// Log numbering: a message this session decided on ([`Deferred`]), its record committed at
+    /// `ts` (its SendingTime). `this_connection`: decided on the connection that is bound now
+    /// (else it is numbered and stored, not written). `Err` with the offset of a damaged field.
+    pub fn send_committed<S: MessageStore + ?Sized>(
+        &mut self,
+        msg_type: &[u8],
+        fields: &[u8],
+        this_connection: bool,
+        origin: (u64, u32),
+        ts: u64,
+        io: &mut Io<'_, S>,
+    ) -> Result<u64, usize> {
+        debug_assert_eq!(self.numbering, Numbering::Log);
+        let seq = self.next_sender;
+        self.builder.start(msg_type);
+        self.builder.fields_from(fields)?;
+        self.origin = origin;
+        self.emit_committed(msg_type, this_connection, ts, io);
+        Ok(seq)
+    }
+
+    /// Log numbering: numbers, stores and (if it may) writes the message in the builder. A
+    /// Logon answer is written to the connection it was decided on; nothing else is written
+    /// before it (a client must see our Logon first: what was numbered before it reaches the
+    /// client through its ResendRequest).
+    fn emit_committed<S: MessageStore + ?Sized>(
+        &mut self,
+        msg_type: &[u8],
+        this_connection: bool,
+        ts: u64,
+        io: &mut Io<'_, S>,
+    ) {
+        let admin = dictionary::is_admin(msg_type);
+        let b = &mut self.builder;
+        b.field(34, Value::U64(self.next_sender));
+        b.field(49, Value::Bytes(self.cfg.sender_comp_id.as_bytes()));
+        b.field(52, Value::TimeMs(ts));
+        b.field(56, Value::Bytes(self.cfg.target_comp_id.as_bytes()));
+        b.finish(&mut self.scratch);
+        let origin = std::mem::take(&mut self.origin);
+        io.store.store(self.next_sender, &self.scratch, admin, origin);
+        self.next_sender += 1;
+        // A Logout may answer a Logon that was refused (not received as a logon).
+        let write = this_connection
+            && match msg_type {
+                b"A" | b"5" | b"2" | b"4" => true,
+                _ => self.received_logon && self.wire_logon_sent,
+            };
+        if write {
+            if msg_type == b"A" {
+                self.wire_logon_sent = true;
+            }
+            io.out.extend_from_slice(&self.scratch);
+        }
     }
 
     fn logout<S: MessageStore + ?Sized>(&mut self, text: &str, now: u64, io: &mut Io<'_, S>) {

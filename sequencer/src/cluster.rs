@@ -65,10 +65,13 @@ pub struct MemberView {
     pub role: watch::Receiver<Role>,
     /// Each member's FIX address, by id.
     pub fix: BTreeMap<NodeId, std::net::SocketAddr>,
+    /// Whether the gateway serves FIX now (set once the node has made its switch).
+    pub serving: Option<watch::Receiver<bool>>,
 }
 
 impl MemberView {
-    /// `role=… term=… leader=… last_seq=… committed_seq=…` (`ordo admin status`).
+    /// `id=… role=… term=… leader=… serving=yes|no last_seq=… committed_seq=…` (`ordo admin
+    /// status`).
     pub fn status(&self) -> String {
         let m = self.raft.metrics().borrow().clone();
         let role = match *self.role.borrow() {
@@ -78,11 +81,13 @@ impl MemberView {
             Role::Stopped => "stopped",
         };
         let positions = self.log.positions();
+        let serving = self.serving.as_ref().is_some_and(|s| *s.borrow());
         format!(
-            "id={} role={role} term={} leader={} last_seq={} committed_seq={}",
+            "id={} role={role} term={} leader={} serving={} last_seq={} committed_seq={}",
             self.id,
             m.current_term,
             m.current_leader.map_or("none".to_string(), |l| l.to_string()),
+            if serving { "yes" } else { "no" },
             positions.written(),
             positions.committed()
         )
@@ -198,6 +203,7 @@ impl Consensus {
             log: self.member.log.clone(),
             role: self.member.role.clone(),
             fix: spec.file.members.iter().map(|m| (m.id, m.fix)).collect(),
+            serving: None,
         }
     }
 
@@ -248,8 +254,8 @@ async fn initialize(raft: &Raft, spec: &ClusterSpec, wait: Duration) -> Result<(
     }
 }
 
-/// Follows the member's role: while it leads, the sequencer proposes (gate) and the gateway
-/// serves (`serving`); otherwise neither. Leadership begins with the log's last timestamp as the
+/// Follows the member's role: while it leads, the sequencer proposes (gate; the router opens
+/// `serving` once the term's Takeover record is applied); otherwise neither. Leadership begins with the log's last timestamp as the
 /// stamper's floor, and with the genesis records if the log holds no event yet. Ends when raft
 /// stops.
 pub async fn follow_role(
@@ -257,18 +263,18 @@ pub async fn follow_role(
     log: JournalLog,
     gate: Arc<LeaderGate>,
     bell: Bell,
-    serving: watch::Sender<bool>,
+    serving: Arc<watch::Sender<bool>>,
 ) {
     loop {
         let now = *role.borrow_and_update();
         tracing::info!(role = ?now, "member role");
         match now {
             Role::Leader { term } => {
+                // Serving begins when the router applies this term's Takeover record.
                 if gate.term() != term {
                     gate.lead(term, log.last_timestamp_ns(), !log.holds_events());
                     bell.ring();
                 }
-                serving.send_if_modified(|s| !std::mem::replace(s, true));
             }
             Role::CutOff { .. } | Role::Follower { .. } | Role::Stopped => {
                 // Serving stops first: no connection may send anything once leadership is in

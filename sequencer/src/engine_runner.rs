@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::schema::{self, Event};
 
 /// What a session receives from the engine.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum OutMsg {
     /// An ExecutionReport about an order.
     Exec {
@@ -81,10 +81,30 @@ pub enum OutMsg {
         /// Done, or refused with a reason.
         result: Result<(), Reason>,
     },
+    /// A session message the session decided to send (`schema::SessionOut`), committed: it
+    /// takes its number now.
+    SessionOut {
+        /// The connection it was decided on.
+        connection: u64,
+        /// MsgType.
+        msg_type: Box<[u8]>,
+        /// Its fields after the standard header.
+        fields: Box<[u8]>,
+    },
+    /// The session's sequence numbers were reset (a Logon with ResetSeqNumFlag), committed.
+    Reset,
+    /// This member's Takeover record (`schema::Event::Takeover`): every record before it is
+    /// applied. `next_in`: per session, the next inbound MsgSeqNum the committed log implies.
+    Takeover {
+        /// The term that began.
+        term: u64,
+        /// Per session id.
+        next_in: Box<[u64]>,
+    },
 }
 
 /// One message for one session, with where it came from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Outbound {
     /// Session id.
     pub session: u32,
@@ -297,6 +317,9 @@ pub struct EngineAgent {
     engine: Option<Engine>,
     outputs: Vec<Output>,
     held: VecDeque<Outbound>,
+    /// Per session, the next inbound MsgSeqNum the log implies (derived session state: the
+    /// last application message journaled, plus one; 2 after a reset, the Logon being 1).
+    next_in: Vec<u64>,
 }
 
 impl EngineRunner {
@@ -312,6 +335,7 @@ impl EngineRunner {
         let reader = JournalReader::open_with(&self.dir, 1, self.read_limit)
             .map_err(|e| format!("engine: open journal: {e}"))?;
         let max_held = self.max_held;
+        let sessions = self.high_water.len();
         Ok(EngineAgent {
             runner: self,
             positions,
@@ -322,6 +346,7 @@ impl EngineRunner {
             engine: None,
             outputs: Vec::with_capacity(1 << 12),
             held: VecDeque::with_capacity(max_held),
+            next_in: vec![1; sessions],
         })
     }
 }
@@ -388,16 +413,33 @@ impl EngineAgent {
             // entry) before the first leader proposes the genesis record: nothing to apply.
             return Ok(EngineWork::Did(released + 1));
         }
-        // A raft entry's own record (a cluster member's journal) carries nothing for the
-        // engine: it applies as a Tick at its timestamp, so the engine sees every seq.
-        let event = if record.kind() == KIND_ENTRY {
-            Event::Command {
-                session: crate::sequencing::NODE_SESSION,
-                msg_seq: 0,
-                command: Command::Tick,
+        // A raft entry's own record (a cluster member's journal) and a session message carry
+        // nothing for the engine: each applies as a Tick at its timestamp, so the engine sees
+        // every seq. A session message goes on to its session, in log order.
+        let tick = Event::Command {
+            session: crate::sequencing::NODE_SESSION,
+            msg_seq: 0,
+            command: Command::Tick,
+        };
+        let mut session_out = None;
+        let event = match record.kind() {
+            KIND_ENTRY => tick,
+            schema::KIND_SESSION_OUT => {
+                let m = schema::decode_session_out(&record).map_err(|e| format!("engine: {e}"))?;
+                session_out = Some(Outbound {
+                    session: m.session,
+                    origin_seq: seq,
+                    origin_idx: 0,
+                    timestamp_ns: ts,
+                    msg: OutMsg::SessionOut {
+                        connection: m.connection,
+                        msg_type: m.msg_type.into(),
+                        fields: m.fields.into(),
+                    },
+                });
+                tick
             }
-        } else {
-            schema::decode(&record).map_err(|e| format!("engine: {e}"))?
+            _ => schema::decode(&record).map_err(|e| format!("engine: {e}"))?,
         };
         let engine = match (&mut self.engine, event) {
             (None, Event::Genesis { config }) => {
@@ -414,6 +456,7 @@ impl EngineAgent {
         let mut idx = 0u32;
         let hwm = &self.runner.high_water;
         let held = &mut self.held;
+        let next_in = &mut self.next_in;
         let mut emit = |o: Outbound| {
             // Outputs the session store already holds were sent before a restart: replaying
             // the journal regenerates them, and they must not go out twice.
@@ -424,6 +467,43 @@ impl EngineAgent {
                 held.push_back(o);
             }
         };
+        if let Some(o) = session_out {
+            // Output 0 of its record; what the Tick causes (expiries) comes after it.
+            emit(o);
+            idx = 1;
+        }
+        // Derived session state: the inbound numbers, the resets, the takeover.
+        let derived = |session: u32, msg: OutMsg| Outbound {
+            session,
+            origin_seq: seq,
+            origin_idx: 0,
+            timestamp_ns: ts,
+            msg,
+        };
+        match event {
+            Event::Command { session, msg_seq, .. } | Event::StatusRequest { session, msg_seq, .. }
+                if msg_seq > 0 =>
+            {
+                if let Some(n) = next_in.get_mut(session as usize) {
+                    *n = (*n).max(msg_seq + 1);
+                }
+            }
+            Event::SessionReset { session } => {
+                if let Some(n) = next_in.get_mut(session as usize) {
+                    *n = 2;
+                }
+                emit(derived(session, OutMsg::Reset));
+                idx = 1;
+            }
+            Event::Takeover { term } => emit(derived(
+                crate::sequencing::NODE_SESSION,
+                OutMsg::Takeover {
+                    term,
+                    next_in: next_in.as_slice().into(),
+                },
+            )),
+            _ => {}
+        }
         if let Event::StatusRequest {
             session,
             clordid,

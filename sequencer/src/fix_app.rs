@@ -396,6 +396,24 @@ impl App for NodeApp {
         }
     }
 
+    fn sequence_out(&mut self, connection: u64, msg: ordo_fix::session::Deferred) -> bool {
+        let mut payload = Vec::with_capacity(16 + msg.fields.len());
+        let out = crate::schema::SessionOut {
+            session: self.session,
+            connection,
+            msg_type: &msg.msg_type,
+            fields: &msg.fields,
+        };
+        if out.encode(&mut payload).is_none() {
+            tracing::error!(
+                session = self.session,
+                "a session message over its bound: not sent"
+            );
+            return false;
+        }
+        self.tx.send_session_out(self.session, payload).is_ok()
+    }
+
     fn on_logout(&mut self) {
         if self.info().cancel_on_disconnect {
             let session = self.session;

@@ -69,6 +69,12 @@ pub struct Slot {
     pub slow: bool,
     /// Source addresses it may connect from (empty: any).
     pub allowed_addresses: Vec<IpAddr>,
+    /// Log numbering: messages this connection's session decided to send and the log has not
+    /// given back yet.
+    pub awaiting: u32,
+    /// Close the connection once `awaiting` is zero (a Logout or Reject decided just before
+    /// closing must reach the client: it has its number in the log).
+    pub close_when_sent: bool,
     conn: Option<ConnHandle>,
 }
 
@@ -98,7 +104,26 @@ impl Slot {
             close: false,
             slow: false,
             allowed_addresses: Vec::new(),
+            awaiting: 0,
+            close_when_sent: false,
             conn: None,
+        }
+    }
+
+    /// The id of the connection bound now (0: none).
+    pub fn connection(&self) -> u64 {
+        self.conn.as_ref().map_or(0, |c| c.id)
+    }
+
+    /// A message this connection's session decided to send came back from the log (and is
+    /// in `pending`): the connection closes now if it was waiting for that.
+    pub fn sent_one(&mut self) {
+        self.awaiting = self.awaiting.saturating_sub(1);
+        if self.awaiting == 0 && self.close_when_sent {
+            self.close = true;
+            if let Some(c) = &self.conn {
+                c.wake.notify_one();
+            }
         }
     }
 
@@ -119,8 +144,29 @@ impl Slot {
             store: &mut *self.store,
         };
         let r = f(&mut self.session, &mut io, &mut *self.app);
-        if io.disconnect {
+        let disconnect = io.disconnect;
+        // Log numbering: what the session decided goes to the sequencer, in order.
+        let connection = self.connection();
+        let mut refused = false;
+        for d in self.session.take_deferred() {
+            if !refused && self.app.sequence_out(connection, d) {
+                self.awaiting += 1;
+            } else {
+                refused = true;
+            }
+        }
+        if refused {
+            tracing::warn!(
+                session = self.id,
+                "session messages beyond the sequencer's bound: disconnecting"
+            );
             self.close = true;
+        } else if disconnect {
+            if self.awaiting > 0 {
+                self.close_when_sent = true;
+            } else {
+                self.close = true;
+            }
         }
         if self.pending.len() > limit && self.conn.is_some() {
             tracing::warn!(
@@ -349,6 +395,8 @@ impl Gateway {
                 g.conn = None;
                 g.close = false;
                 g.slow = false;
+                g.awaiting = 0;
+                g.close_when_sent = false;
                 g.pending.clear();
                 let Slot { session, app, .. } = &mut *g;
                 session.disconnected(&mut **app);
@@ -500,6 +548,8 @@ impl Gateway {
         });
         g.close = false;
         g.slow = false;
+        g.awaiting = 0;
+        g.close_when_sent = false;
         g.pending.clear();
         Some(Arc::clone(s))
     }

@@ -17,6 +17,7 @@ pub mod node;
 pub mod pipeline;
 pub mod proposer;
 pub mod reports;
+pub mod router;
 pub mod schema;
 pub mod sequencing;
 pub mod store;

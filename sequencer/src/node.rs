@@ -5,14 +5,14 @@
 //! queue -> sequencer thread (stamp, append, publish) -> journal -> engine thread (apply) ->
 //! held until durable -> bounded channel -> router (ExecutionReport, stored, written).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ordo_engine::command::InstrumentSpec;
-use ordo_engine::{Admin, Command, Reason};
+use ordo_engine::{Admin, Command};
 use ordo_journal::{Durability, JournalConfig, JournalReader, JournalWriter};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -22,13 +22,13 @@ use crate::clock::{self, Stamper};
 use crate::cluster::{ClusterSpec, Consensus, MemberView};
 use crate::config::NodeConfig;
 use crate::echo::EchoApp;
-use crate::engine_runner::{EngineRunner, OutMsg, Outbound};
+use crate::engine_runner::{EngineRunner, Outbound};
 use crate::fix_app::NodeApp;
-use crate::gateway::{Gateway, GatewayLimits, Registry, Slot, lock, wall_clock_ns};
+use crate::gateway::{Gateway, GatewayLimits, Registry, Slot, lock};
 use crate::idle::IdleStrategy;
 use crate::pipeline::{self, Pipeline};
 use crate::proposer::{self, LeaderGate};
-use crate::reports::{self, ReportBuf};
+use crate::router::{Router, Serving};
 use crate::schema::{self, Event};
 use crate::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
 use crate::store::JournalStore;
@@ -107,8 +107,9 @@ fn scan_journal(dir: &Path, sessions: usize, configured: usize, until: u64) -> R
         if r.seq() > until {
             break;
         }
-        if r.kind() == ordo_replica::entry::KIND_ENTRY {
-            // A cluster member's journal: raft's own record of an entry, no event.
+        if r.kind() == ordo_replica::entry::KIND_ENTRY || r.kind() == schema::KIND_SESSION_OUT {
+            // Raft's own record of an entry (a cluster member's journal), a session message:
+            // no inbound number, no instrument.
             continue;
         }
         let event = schema::decode(&r).map_err(|e| format!("journal {}: {e}", dir.display()))?;
@@ -131,7 +132,7 @@ fn scan_journal(dir: &Path, sessions: usize, configured: usize, until: u64) -> R
                     *s = 0;
                 }
             }
-            Event::Genesis { .. } | Event::Clock { .. } => {}
+            Event::Genesis { .. } | Event::Clock { .. } | Event::Takeover { .. } => {}
         }
     }
     Ok(scan)
@@ -150,14 +151,6 @@ fn store_dir(data: &Path, s: &crate::config::SessionSettings) -> PathBuf {
     ))
 }
 
-/// Results of operator commands, matched to their waiters by journal sequence number (the
-/// engine's answer may come before the waiter registers).
-#[derive(Debug, Default)]
-pub struct AdminResults {
-    waiting: HashMap<u64, oneshot::Sender<Result<(), Reason>>>,
-    early: HashMap<u64, Result<(), Reason>>,
-}
-
 /// A running node's handles, for the admin channel.
 #[derive(Clone)]
 pub struct NodeHandle {
@@ -166,7 +159,7 @@ pub struct NodeHandle {
     /// The catalog.
     pub catalog: Arc<Catalog>,
     /// Pending operator results.
-    pub admin: Arc<Mutex<AdminResults>>,
+    pub admin: Arc<Mutex<crate::router::AdminResults>>,
     /// Held while an instrument is added: its id is chosen before it is sequenced, so two
     /// adds must not overlap.
     pub adding: Arc<tokio::sync::Mutex<()>>,
@@ -209,7 +202,7 @@ impl NodeHandle {
         match &self.member {
             Some(m) => m.status(),
             None => format!(
-                "id=0 role=single term=0 leader=none last_seq={} committed_seq={}",
+                "id=0 role=single term=0 leader=none serving=yes last_seq={} committed_seq={}",
                 self.positions.written(),
                 self.positions.durable()
             ),
@@ -224,14 +217,10 @@ impl NodeHandle {
 
     /// Waits for the engine's answer to the operator command journaled at `seq`.
     pub async fn admin_result(&self, seq: u64) -> Result<(), String> {
-        let rx = {
-            let mut a = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(r) = a.early.remove(&seq) {
-                return r.map_err(|reason| reason.text().to_string());
-            }
-            let (tx, rx) = oneshot::channel();
-            a.waiting.insert(seq, tx);
-            rx
+        let waited = self.admin.lock().unwrap_or_else(|p| p.into_inner()).wait_for(seq);
+        let rx = match waited {
+            Ok(r) => return r.map_err(|reason| reason.text().to_string()),
+            Err(rx) => rx,
         };
         match tokio::time::timeout(Duration::from_secs(30), rx).await {
             Ok(Ok(Ok(()))) => Ok(()),
@@ -258,8 +247,11 @@ struct Log {
 struct Member {
     consensus: Consensus,
     view: MemberView,
-    /// Whether the gateway serves FIX (while the member leads).
+    /// Whether the gateway serves FIX: opened by the router when it applies this member's
+    /// Takeover record, closed by the role watch when leadership ends.
     serving: watch::Receiver<bool>,
+    serving_tx: Arc<watch::Sender<bool>>,
+    gate: Arc<LeaderGate>,
     role_task: tokio::task::JoinHandle<()>,
 }
 
@@ -359,12 +351,13 @@ async fn member_log(
         tick,
     );
     let (serving_tx, serving) = watch::channel(false);
+    let serving_tx = Arc::new(serving_tx);
     let role_task = tokio::spawn(crate::cluster::follow_role(
         consensus.member.role.clone(),
         log.clone(),
-        gate,
+        Arc::clone(&gate),
         inbound_tx.bell(),
-        serving_tx,
+        Arc::clone(&serving_tx),
     ));
     Ok(Log {
         journal_dir: log.journal_dir().to_path_buf(),
@@ -373,9 +366,14 @@ async fn member_log(
         read_limit: ordo_journal::ReadLimit::Committed,
         scan_until: log.positions().committed(),
         member: Some(Member {
-            view: consensus.view(spec),
+            view: MemberView {
+                serving: Some(serving.clone()),
+                ..consensus.view(spec)
+            },
             consensus,
             serving,
+            serving_tx,
+            gate,
             role_task,
         }),
         clock_source,
@@ -486,7 +484,9 @@ async fn run_as(
         // After a clean stop the store knows the next inbound number exactly; else the
         // journal gives the last application message (admin ones are then gap-filled).
         let next_target = state.next_target.unwrap_or(0).max(scan.last_inbound[i] + 1);
-        let session = Session::new(session_config(s), state.next_sender, next_target);
+        // Every message the session sends takes its number from the log (`docs/REPLICATION.md`,
+        // 6.1): a restart, and on a cluster every member, numbers them alike.
+        let session = Session::new(session_config(s), state.next_sender, next_target).with_log_numbering();
         high_water.push(state.high_water);
         let app = NodeApp::new(i as u32, Arc::clone(&catalog), inbound_tx.clone());
         let mut slot = Slot::new(i as u32, session, Box::new(store), Box::new(app));
@@ -495,7 +495,7 @@ async fn run_as(
     }
     let registry = Arc::new(registry);
 
-    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(cfg.outbound_channel);
+    let (out_tx, out_rx) = mpsc::channel::<Outbound>(cfg.outbound_channel);
     let stop = Arc::new(AtomicBool::new(false));
     let caught_up = Arc::new(AtomicBool::new(false));
     let runner = EngineRunner {
@@ -549,58 +549,19 @@ async fn run_as(
     };
     let serving = member.as_ref().map(|m| m.serving.clone());
     let limits = limits(&cfg);
-    let router = {
-        let registry = Arc::clone(&registry);
-        let catalog = Arc::clone(&catalog);
-        let admin = Arc::clone(&handle.admin);
-        let max_pending = limits.max_pending_bytes;
-        let serving = serving.clone();
-        tokio::spawn(async move {
-            let mut buf = ReportBuf::default();
-            // Field storage reused across messages: emptied, then re-typed for each message's
-            // borrows (an in-place collect keeps the allocation).
-            let mut storage: Vec<(u32, ordo_fix::builder::Value<'static>)> = Vec::with_capacity(32);
-            while let Some(o) = out_rx.recv().await {
-                if let OutMsg::Admin { result } = o.msg {
-                    let mut a = admin.lock().unwrap_or_else(|p| p.into_inner());
-                    match a.waiting.remove(&o.origin_seq) {
-                        Some(tx) => {
-                            let _ = tx.send(result);
-                        }
-                        None => {
-                            a.early.insert(o.origin_seq, result);
-                        }
-                    }
-                    continue;
-                }
-                let Some(slot) = registry.get(o.session) else {
-                    continue;
-                };
-                // A member that does not lead sends nothing (its engine applies the committed
-                // log all the same).
-                if serving.as_ref().is_some_and(|s| !*s.borrow()) {
-                    continue;
-                }
-                let mut fields: Vec<(u32, ordo_fix::builder::Value<'_>)> =
-                    storage.into_iter().map(|_| unreachable!()).collect();
-                let msg_type = reports::build(&o, &catalog, &mut buf, &mut fields);
-                {
-                    let mut g = lock(slot);
-                    g.with_io(max_pending, |session, io, _| {
-                        session.send_app_from(
-                            msg_type,
-                            &fields,
-                            (o.origin_seq, o.origin_idx),
-                            wall_clock_ns(),
-                            io,
-                        );
-                    });
-                }
-                fields.clear();
-                storage = fields.into_iter().map(|_| unreachable!()).collect();
-            }
-        })
-    };
+    let router = tokio::spawn(
+        Router {
+            registry: Arc::clone(&registry),
+            catalog: Arc::clone(&catalog),
+            admin: Arc::clone(&handle.admin),
+            max_pending: limits.max_pending_bytes,
+            member: member.as_ref().map(|m| Serving {
+                gate: Arc::clone(&m.gate),
+                serving: Arc::clone(&m.serving_tx),
+            }),
+        }
+        .run(out_rx),
+    );
     let admin_socket = crate::admin::serve(&cfg.data_dir, handle.clone(), shutdown.clone())?;
 
     let cluster_text = match cluster {

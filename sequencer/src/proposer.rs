@@ -161,6 +161,16 @@ impl Proposer {
         Ok(())
     }
 
+    /// Adds a record of another kind than an event (a session message) to the entry.
+    pub fn push_raw(&mut self, ts: u64, kind: u16, payload: &[u8]) -> Result<(), String> {
+        if self.batch.bytes_len() + payload.len() + 64 > MAX_BATCH_BYTES {
+            self.flush()?;
+        }
+        self.batch
+            .push(ts, kind, payload)
+            .map_err(|e| format!("entry: {e}"))
+    }
+
     /// Proposes the entry built so far, if it holds anything.
     pub fn flush(&mut self) -> Result<(), String> {
         if self.batch.is_empty() {

@@ -344,6 +344,7 @@ pub fn build<'a>(
             }
             b"8"
         }
-        OutMsg::Admin { .. } => b"",
+        // Not reports: the router applies them to the session itself.
+        OutMsg::Admin { .. } | OutMsg::SessionOut { .. } | OutMsg::Reset | OutMsg::Takeover { .. } => b"",
     }
 }

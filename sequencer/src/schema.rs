@@ -14,6 +14,84 @@ use ordo_journal::Record;
 /// Record kind of every event (the payload's enum tag says which event).
 pub const KIND_EVENT: u16 = 1;
 
+/// Record kind of a session message the leader decided to send ([`SessionOut`]); kind 2 is a
+/// raft entry's own record (`ordo_replica::entry::KIND_ENTRY`).
+pub const KIND_SESSION_OUT: u16 = 3;
+
+/// Largest MsgType of a [`SessionOut`] (FIX MsgTypes are one or two characters).
+pub const MAX_MSG_TYPE_BYTES: usize = 4;
+/// Largest field run of a [`SessionOut`] (the node's own session messages and rejects are a
+/// few hundred bytes).
+pub const MAX_SESSION_OUT_FIELDS_BYTES: usize = 8 * 1024;
+
+/// A message a session decided to send (a Logon answer, Heartbeat, TestRequest,
+/// ResendRequest, Reject, Logout, BusinessMessageReject, a gateway's refusal of an order): it
+/// takes its MsgSeqNum when its record is applied, in log order, on every member
+/// (`docs/REPLICATION.md`, 6.1). Its SendingTime is the record's timestamp.
+///
+/// Payload, little-endian: session u32 | connection u64 | MsgType length u8 | MsgType |
+/// fields (`tag=value<SOH>` runs, `ordo_fix::session::Deferred::fields`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOut<'a> {
+    /// The session.
+    pub session: SessionId,
+    /// The gateway's connection it was decided on (written only if it is still bound).
+    pub connection: u64,
+    /// MsgType.
+    pub msg_type: &'a [u8],
+    /// The fields after the standard header.
+    pub fields: &'a [u8],
+}
+
+impl SessionOut<'_> {
+    /// Encodes into `out` (cleared first); `None` beyond the bounds above.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Option<()> {
+        if self.msg_type.len() > MAX_MSG_TYPE_BYTES || self.fields.len() > MAX_SESSION_OUT_FIELDS_BYTES {
+            return None;
+        }
+        out.clear();
+        out.extend_from_slice(&self.session.to_le_bytes());
+        out.extend_from_slice(&self.connection.to_le_bytes());
+        out.push(self.msg_type.len() as u8);
+        out.extend_from_slice(self.msg_type);
+        out.extend_from_slice(self.fields);
+        Some(())
+    }
+}
+
+/// Decodes a [`KIND_SESSION_OUT`] record.
+pub fn decode_session_out<'a>(record: &'a Record<'_>) -> Result<SessionOut<'a>, SchemaError> {
+    let invalid = |reason: &str| SchemaError::Invalid {
+        seq: record.seq(),
+        offset: record.offset(),
+        reason: reason.to_string(),
+    };
+    if record.kind() != KIND_SESSION_OUT {
+        return Err(invalid("not a session message record"));
+    }
+    let p = record.payload();
+    let head = p.get(..13).ok_or_else(|| invalid("session message cut short"))?;
+    let session = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes"));
+    let connection = u64::from_le_bytes(head[4..12].try_into().expect("8 bytes"));
+    let type_len = usize::from(head[12]);
+    if type_len == 0 || type_len > MAX_MSG_TYPE_BYTES {
+        return Err(invalid("session message with a bad MsgType length"));
+    }
+    let msg_type = p
+        .get(13..13 + type_len)
+        .ok_or_else(|| invalid("session message cut short"))?;
+    let fields = &p[13 + type_len..];
+    if fields.len() > MAX_SESSION_OUT_FIELDS_BYTES {
+        return Err(invalid("session message over its bound"));
+    }
+    Ok(SessionOut {
+        session,
+        connection,
+        msg_type,
+        fields,
+    })
+}
+
 /// One sequenced input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
@@ -55,6 +133,13 @@ pub enum Event {
         source: FixedStr,
         /// Whether the clock reported itself synchronised (PTP / NTP status).
         synchronised: bool,
+    },
+    /// A cluster member began to lead in `term`: every record before it is what it serves
+    /// from. Its member serves FIX once it has applied this record (its sessions' numbers are
+    /// then those of the whole committed log).
+    Takeover {
+        /// The term.
+        term: u64,
     },
 }
 

@@ -15,7 +15,7 @@ use ordo_journal::JournalWriter;
 use crate::clock::Stamper;
 use crate::idle::Doorbell;
 use crate::proposer::{Lead, Proposer};
-use crate::schema::{Event, KIND_EVENT};
+use crate::schema::{Event, KIND_EVENT, KIND_SESSION_OUT};
 
 /// The session id of events the node makes itself (ticks, setup).
 pub const NODE_SESSION: u32 = u32::MAX;
@@ -29,6 +29,10 @@ pub enum Inbound {
     Tracked(Event, tokio::sync::oneshot::Sender<u64>),
     /// A session's safety event (reset, disconnect), from [`InboundTx::send_safety`].
     Safety(u32, Event),
+    /// A session message session `.0` decided to send: a [`crate::schema::SessionOut`],
+    /// encoded (journaled as a [`KIND_SESSION_OUT`] record), from
+    /// [`InboundTx::send_session_out`].
+    SessionOut(u32, Vec<u8>),
     /// Append nothing more, sync and stop.
     Shutdown,
 }
@@ -85,6 +89,8 @@ struct LaneState {
     next_ticket: AtomicU64,
     /// Per session, safety events sent and not yet journaled.
     outstanding: Box<[AtomicU32]>,
+    /// Per session, session messages sent and not yet taken by the sequencer.
+    session_out: Box<[AtomicU32]>,
     /// Operator commands on the safety lane not yet taken by the sequencer: their own bound,
     /// so that operators can never take the sessions' slots.
     admin_outstanding: AtomicU32,
@@ -108,6 +114,12 @@ pub struct InboundRx {
 /// its connection.
 pub const SAFETY_PER_SESSION: usize = 2;
 
+/// Session messages (`Inbound::SessionOut`) one session can have waiting for the sequencer.
+/// They take the safety lane, so that a full order lane never holds up a Logon answer or a
+/// "system busy" refusal; a client that keeps sending into a full queue is disconnected once
+/// this many refusals wait (`crate::gateway::Slot::with_io`).
+pub const SESSION_OUT_PER_SESSION: usize = 1024;
+
 /// The two lanes: the order lane holds `capacity` inputs; the safety lane is sized for
 /// `sessions` sessions. `bell` is rung after each input queued (inline pipeline).
 pub fn inbound_channel(
@@ -116,10 +128,12 @@ pub fn inbound_channel(
     bell: Option<Arc<tokio::sync::Notify>>,
 ) -> (InboundTx, InboundRx) {
     let (tx, rx) = sync_channel(capacity);
-    let (safety_tx, safety_rx) = sync_channel(sessions * SAFETY_PER_SESSION + ADMIN_SAFETY_SLOTS);
+    let (safety_tx, safety_rx) =
+        sync_channel(sessions * (SAFETY_PER_SESSION + SESSION_OUT_PER_SESSION) + ADMIN_SAFETY_SLOTS);
     let shared = Arc::new(LaneState {
         next_ticket: AtomicU64::new(0),
         outstanding: (0..sessions).map(|_| AtomicU32::new(0)).collect(),
+        session_out: (0..sessions).map(|_| AtomicU32::new(0)).collect(),
         admin_outstanding: AtomicU32::new(0),
     });
     let doorbell = Arc::new(Doorbell::default());
@@ -183,6 +197,25 @@ impl InboundTx {
         self.send_safety_lane(Inbound::Safety(session, event))
             .inspect_err(|_| {
                 outstanding.fetch_sub(1, Ordering::AcqRel);
+            })
+    }
+
+    /// Queues a session message a session decided to send (a [`crate::schema::SessionOut`],
+    /// encoded) on the safety lane. Refused with [`Refused::Full`] once
+    /// [`SESSION_OUT_PER_SESSION`] of the session's wait.
+    pub fn send_session_out(&self, session: u32, payload: Vec<u8>) -> Result<(), Refused> {
+        let waiting = self
+            .shared
+            .session_out
+            .get(session as usize)
+            .ok_or(Refused::Stopped)?;
+        if waiting.fetch_add(1, Ordering::AcqRel) as usize >= SESSION_OUT_PER_SESSION {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::Full);
+        }
+        self.send_safety_lane(Inbound::SessionOut(session, payload))
+            .inspect_err(|_| {
+                waiting.fetch_sub(1, Ordering::AcqRel);
             })
     }
 
@@ -251,9 +284,15 @@ impl InboundRx {
             return Ok(self.order_head.take().expect("chosen head is present").1);
         }
         let input = self.safety_head.take().expect("chosen head is present").1;
-        if !matches!(input, Inbound::Safety(..)) {
+        match &input {
+            Inbound::Safety(..) => {}
+            Inbound::SessionOut(session, _) => {
+                self.shared.session_out[*session as usize].fetch_sub(1, Ordering::AcqRel);
+            }
             // An operator command: its slot is free again.
-            self.shared.admin_outstanding.fetch_sub(1, Ordering::AcqRel);
+            _ => {
+                self.shared.admin_outstanding.fetch_sub(1, Ordering::AcqRel);
+            }
         }
         Ok(input)
     }
@@ -347,12 +386,19 @@ fn clock_record(stamper: &Stamper, synchronised: bool) -> Event {
     }
 }
 
-/// An input's event, who waits for its seq, and the session whose safety slot it holds.
-fn split(input: Inbound) -> (Event, Option<tokio::sync::oneshot::Sender<u64>>, Option<u32>) {
+/// What an input journals: an event, or a record of another kind.
+enum Rec {
+    Event(Event),
+    Raw(u16, Vec<u8>),
+}
+
+/// An input's record, who waits for its seq, and the session whose safety slot it holds.
+fn split(input: Inbound) -> (Rec, Option<tokio::sync::oneshot::Sender<u64>>, Option<u32>) {
     match input {
-        Inbound::Event(e) => (e, None, None),
-        Inbound::Tracked(e, reply) => (e, Some(reply), None),
-        Inbound::Safety(session, e) => (e, None, Some(session)),
+        Inbound::Event(e) => (Rec::Event(e), None, None),
+        Inbound::Tracked(e, reply) => (Rec::Event(e), Some(reply), None),
+        Inbound::Safety(session, e) => (Rec::Event(e), None, Some(session)),
+        Inbound::SessionOut(_, bytes) => (Rec::Raw(KIND_SESSION_OUT, bytes), None, None),
         Inbound::Shutdown => unreachable!("a Shutdown is never taken as an input"),
     }
 }
@@ -504,14 +550,21 @@ impl SequencerAgent {
                 self.clock_synchronised = self.stamper.clock().synchronised();
                 // The genesis record first (the engine starts there), then which clock stamps
                 // this leader's records, then the takeover.
+                // Last, the Takeover record: the member serves once it has applied it.
                 let clock = clock_record(&self.stamper, self.clock_synchronised);
                 let genesis = if fresh { &self.genesis[..] } else { &[] };
-                for e in genesis.iter().chain([&clock]).chain(&self.takeover) {
+                let marker = Event::Takeover { term };
+                for e in genesis
+                    .iter()
+                    .chain([&clock])
+                    .chain(&self.takeover)
+                    .chain([&marker])
+                {
                     p.push(self.stamper.stamp(), e, None)?;
                 }
                 p.flush()?;
                 self.last_append = Instant::now();
-                return Ok(Some(1 + genesis.len() + self.takeover.len()));
+                return Ok(Some(2 + genesis.len() + self.takeover.len()));
             }
         }
         if p.term() == 0 {
@@ -566,10 +619,12 @@ impl SequencerAgent {
             Sink::Journal(w) => {
                 let mut batch = w.batch();
                 for input in self.taken.drain(..) {
-                    let (event, reply, safety) = split(input);
-                    let seq = batch
-                        .append_archived(stamper.stamp(), KIND_EVENT, &event)
-                        .map_err(|e| format!("journal append: {e}"))?;
+                    let (rec, reply, safety) = split(input);
+                    let seq = match &rec {
+                        Rec::Event(event) => batch.append_archived(stamper.stamp(), KIND_EVENT, event),
+                        Rec::Raw(kind, bytes) => batch.append(stamper.stamp(), *kind, bytes),
+                    }
+                    .map_err(|e| format!("journal append: {e}"))?;
                     if let Some(reply) = reply {
                         let _ = reply.send(seq);
                     }
@@ -580,8 +635,11 @@ impl SequencerAgent {
             }
             Sink::Raft(p) => {
                 for input in self.taken.drain(..) {
-                    let (event, reply, safety) = split(input);
-                    p.push(stamper.stamp(), &event, reply)?;
+                    let (rec, reply, safety) = split(input);
+                    match &rec {
+                        Rec::Event(event) => p.push(stamper.stamp(), event, reply)?,
+                        Rec::Raw(kind, bytes) => p.push_raw(stamper.stamp(), *kind, bytes)?,
+                    }
                     if let Some(session) = safety {
                         // In the member's next entry, proposed in order: a later Logon's reset
                         // is proposed after it.

@@ -90,7 +90,7 @@ fn scan(dir: &Path) -> Result<Scan, String> {
     let mut found = Scan::default();
     let mut reader = JournalReader::open_offline(dir, 1).map_err(context)?;
     while let Some(r) = reader.next().map_err(context)? {
-        if matches!(r.kind(), KIND_APP | KIND_RESET)
+        if matches!(r.kind(), KIND_APP | KIND_ADMIN | KIND_RESET)
             && let Some(origin) = origin_of(r.payload())
         {
             found.high_water = found.high_water.max(origin);
@@ -272,7 +272,9 @@ impl MessageStore for JournalStore {
             "store sequence follows the session's"
         );
         let kind = if admin { KIND_ADMIN } else { KIND_APP };
-        if self.append(kind, origin, message).is_some() && !admin {
+        // Admin messages count too: with log numbering they come from records (a session
+        // message's origin), and a restart must not number them twice.
+        if self.append(kind, origin, message).is_some() {
             self.high_water = self.high_water.max(origin);
         }
     }
@@ -289,6 +291,11 @@ impl MessageStore for JournalStore {
                 f(r.seq() - self.base, &r.payload()[ORIGIN_BYTES..]);
             }
         }
+    }
+
+    fn reset_at(&mut self, origin: (u64, u32)) {
+        self.high_water = self.high_water.max(origin);
+        self.reset();
     }
 
     fn reset(&mut self) {

@@ -25,6 +25,8 @@ pub struct Status {
     pub last_seq: u64,
     /// Committed seq.
     pub committed_seq: u64,
+    /// Whether it serves FIX now.
+    pub serving: bool,
 }
 
 impl Status {
@@ -40,6 +42,7 @@ impl Status {
             leader: fields.get("leader")?.parse().ok(),
             last_seq: fields.get("last_seq")?.parse().ok()?,
             committed_seq: fields.get("committed_seq")?.parse().ok()?,
+            serving: *fields.get("serving")? == "yes",
         })
     }
 }
@@ -109,9 +112,12 @@ impl Cluster {
             aeron,
             members: BTreeMap::new(),
         };
+        // All at once, as an operator starts a cluster: one started alone would campaign on its
+        // own until the others are up.
         let ids: Vec<u64> = cluster.fix_ports.keys().copied().collect();
-        for id in ids {
-            cluster.spawn(id);
+        let ready: Vec<_> = ids.iter().map(|&id| (id, cluster.launch(id))).collect();
+        for (id, rx) in ready {
+            cluster.wait_ready(id, &rx);
         }
         cluster
     }
@@ -123,6 +129,12 @@ impl Cluster {
 
     /// Starts (or restarts) member `id` and waits for its ready line.
     pub fn spawn(&mut self, id: u64) {
+        let rx = self.launch(id);
+        self.wait_ready(id, &rx);
+    }
+
+    /// Starts member `id`; its ready line arrives on the receiver.
+    fn launch(&mut self, id: u64) -> std::sync::mpsc::Receiver<()> {
         let mut child = Command::new(ordo_bin())
             .arg("node")
             .arg("--cluster")
@@ -146,11 +158,15 @@ impl Cluster {
                 }
             }
         });
+        self.members.insert(id, child);
+        rx
+    }
+
+    fn wait_ready(&mut self, id: u64, rx: &std::sync::mpsc::Receiver<()>) {
         if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
+            self.kill9(id);
             panic!("member {id} printed no ready line within 60 s");
         }
-        self.members.insert(id, child);
     }
 
     /// SIGKILL member `id` (a crash).
@@ -181,8 +197,8 @@ impl Cluster {
         Status::parse(String::from_utf8_lossy(&out.stdout).trim())
     }
 
-    /// Waits until one of `among` leads and every other one of them follows it in its term;
-    /// returns the leader's id.
+    /// Waits until one of `among` leads and serves FIX, and every other one of them follows it
+    /// in its term; returns the leader's id.
     pub fn leader_among(&self, among: &[u64], within: Duration) -> u64 {
         let deadline = Instant::now() + within;
         let mut last = Vec::new();
@@ -190,7 +206,11 @@ impl Cluster {
             last = among.iter().map(|&id| (id, self.status(id))).collect::<Vec<_>>();
             let leaders: Vec<(u64, u64)> = last
                 .iter()
-                .filter_map(|(id, s)| s.as_ref().filter(|s| s.role == "leader").map(|s| (*id, s.term)))
+                .filter_map(|(id, s)| {
+                    s.as_ref()
+                        .filter(|s| s.role == "leader" && s.serving)
+                        .map(|s| (*id, s.term))
+                })
                 .collect();
             if let [(leader, term)] = leaders[..] {
                 let agreed = last.iter().all(|(_, s)| {

@@ -127,3 +127,90 @@ fn leader_serves_followers_refuse_and_a_killed_leader_is_replaced() {
         "the restarted member took over"
     );
 }
+
+/// A session carries on across a failover without a sequence reset (`docs/REPLICATION.md`,
+/// 6.1): the new leader accepts the client's next MsgSeqNum as is, numbers its Logon answer after
+/// what was numbered for the client while it was away, and answers a ResendRequest with the
+/// old leader's ExecutionReport (the same bytes: its SendingTime comes back as OrigSendingTime)
+/// and the fill it missed, each once.
+#[test]
+fn a_session_carries_on_across_a_failover_without_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3);
+    let all = [1, 2, 3];
+    let leader = cluster.leader_among(&all, Duration::from_secs(30));
+    let survivors: Vec<u64> = all.iter().copied().filter(|&id| id != leader).collect();
+
+    let mut c1 = logged_on(cluster.fix_ports[&leader], 1);
+    limit(&mut c1, "b1", "ACC1", "1", "100", "100.00");
+    let ack = c1.expect(T);
+    assert_eq!((ack.get(150), ack.get(11)), (Some("0"), Some("b1")), "{ack}");
+    let ack_seq = ack.seq();
+    let ack_sending_time = ack.get(52).unwrap().to_string();
+    let committed = cluster.status(leader).unwrap().committed_seq;
+    cluster.committed_on(&all, committed, T);
+
+    cluster.kill9(leader);
+    let new_leader = cluster.leader_among(&survivors, Duration::from_secs(10));
+    let port = cluster.fix_ports[&new_leader];
+
+    // While CLIENT1 is away, CLIENT2 sells into its bid: CLIENT1's fill is numbered for it.
+    let mut c2 = logged_on(port, 2);
+    limit(&mut c2, "s1", "ACC2", "2", "100", "100.00");
+    assert_eq!(c2.expect(T).get(150), Some("0"));
+    assert_eq!(c2.expect(T).get(150), Some("F"));
+
+    // CLIENT1 comes back with its next number and no reset.
+    let mut back = FixClient::connect(port, "CLIENT1", "ORDO").unwrap();
+    back.next_out = c1.next_out;
+    let logon = back.logon("CLIENT1", "demo", false);
+    assert_eq!(logon.msg_type(), "A", "{logon}");
+    assert_eq!(
+        logon.seq(),
+        ack_seq + 2,
+        "the Logon answer comes after the fill numbered while the client was away: {logon}"
+    );
+    // The client asks for what it has not seen since the ack, and for the ack itself again.
+    back.send("2", &[(7, &ack_seq.to_string()), (16, "0")]);
+    let again = back.expect(T);
+    assert_eq!(
+        (again.msg_type(), again.get(11), again.get(43), again.seq()),
+        ("8", Some("b1"), Some("Y"), ack_seq),
+        "{again}"
+    );
+    assert_eq!(
+        again.get(122),
+        Some(ack_sending_time.as_str()),
+        "the new leader rendered the old leader's report with the same SendingTime"
+    );
+    let fill = back.expect(T);
+    assert_eq!(
+        (fill.get(150), fill.get(43), fill.seq(), fill.get(32)),
+        (Some("F"), Some("Y"), ack_seq + 1, Some("100")),
+        "{fill}"
+    );
+    let gap = back.expect(T);
+    assert_eq!(
+        (gap.msg_type(), gap.get(123), gap.seq(), gap.get(36)),
+        (
+            "4",
+            Some("Y"),
+            ack_seq + 2,
+            Some((ack_seq + 3).to_string().as_str())
+        ),
+        "the Logon answer is gap-filled: {gap}"
+    );
+    // The session goes on: the next order is acknowledged with the next number, and nothing
+    // else came (no ResendRequest from the node: it expected exactly the client's number).
+    limit(&mut back, "b2", "ACC1", "1", "10", "99.00");
+    let ack2 = back.expect(T);
+    assert_eq!(
+        (ack2.msg_type(), ack2.get(150), ack2.seq()),
+        ("8", Some("0"), ack_seq + 3),
+        "{ack2}"
+    );
+    match back.read(Duration::from_millis(300)) {
+        Got::Timeout => {}
+        other => panic!("unexpected after the ack: {other:?}"),
+    }
+}

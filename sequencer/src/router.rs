@@ -1,0 +1,185 @@
+//! The router: what the engine agent releases, in log order, to the sessions — on every member.
+//! Engine outputs become ExecutionReports and the other reports (`crate::reports`); committed
+//! session messages take their MsgSeqNum; committed resets restart a session's numbering. Every
+//! member applies the same stream, so every member's sessions number every message alike and
+//! hold the same messages for resends (`docs/REPLICATION.md`, 6.1); only a member that serves has
+//! connections to write to.
+//!
+//! A cluster member's Takeover record, applied on the member that proposed it, sets each
+//! session's next inbound number from the committed log and opens the gateway: from then on
+//! the member serves every session with numbers no other member could contradict.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ordo_engine::Reason;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::catalog::Catalog;
+use crate::engine_runner::{OutMsg, Outbound};
+use crate::gateway::{Registry, lock};
+use crate::proposer::LeaderGate;
+use crate::reports::{self, ReportBuf};
+
+/// Results of operator commands, matched to their waiters by journal sequence number (the
+/// engine's answer may come before the waiter registers).
+#[derive(Debug, Default)]
+pub struct AdminResults {
+    waiting: HashMap<u64, oneshot::Sender<Result<(), Reason>>>,
+    early: HashMap<u64, Result<(), Reason>>,
+}
+
+impl AdminResults {
+    /// The answer to the command journaled at `seq` arrived.
+    fn deliver(&mut self, seq: u64, result: Result<(), Reason>) {
+        match self.waiting.remove(&seq) {
+            Some(tx) => {
+                let _ = tx.send(result);
+            }
+            None => {
+                self.early.insert(seq, result);
+            }
+        }
+    }
+
+    /// The answer to the command journaled at `seq`: at once if it came already, else a
+    /// receiver for it.
+    pub fn wait_for(
+        &mut self,
+        seq: u64,
+    ) -> Result<Result<(), Reason>, oneshot::Receiver<Result<(), Reason>>> {
+        if let Some(r) = self.early.remove(&seq) {
+            return Ok(r);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiting.insert(seq, tx);
+        Err(rx)
+    }
+}
+
+/// A cluster member's part in the router: the term it leads in, and the gateway's switch.
+pub struct Serving {
+    /// The term this member leads in (0: none).
+    pub gate: Arc<LeaderGate>,
+    /// The gateway serves while this is true.
+    pub serving: Arc<watch::Sender<bool>>,
+}
+
+/// The router's state.
+pub struct Router {
+    /// The sessions.
+    pub registry: Arc<Registry>,
+    /// Instruments and sessions.
+    pub catalog: Arc<Catalog>,
+    /// Operators waiting for answers.
+    pub admin: Arc<Mutex<AdminResults>>,
+    /// Unsent bytes per connection before it is a slow consumer.
+    pub max_pending: usize,
+    /// A cluster member's takeover (None: a single node, always serving).
+    pub member: Option<Serving>,
+}
+
+impl Router {
+    /// Routes until the engine agent's channel closes.
+    pub async fn run(self, mut rx: mpsc::Receiver<Outbound>) {
+        let mut buf = ReportBuf::default();
+        // Field storage reused across messages: emptied, then re-typed for each message's
+        // borrows (an in-place collect keeps the allocation).
+        let mut storage: Vec<(u32, ordo_fix::builder::Value<'static>)> = Vec::with_capacity(32);
+        while let Some(o) = rx.recv().await {
+            match &o.msg {
+                OutMsg::Admin { result } => {
+                    let mut a = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+                    a.deliver(o.origin_seq, *result);
+                }
+                OutMsg::Takeover { term, next_in } => self.takeover(*term, next_in),
+                OutMsg::SessionOut {
+                    connection,
+                    msg_type,
+                    fields,
+                } => self.session_out(&o, *connection, msg_type, fields),
+                OutMsg::Reset => {
+                    if let Some(slot) = self.registry.get(o.session) {
+                        let mut g = lock(slot);
+                        g.with_io(self.max_pending, |session, io, _| {
+                            session.committed_reset((o.origin_seq, o.origin_idx), io)
+                        });
+                    }
+                }
+                _ => {
+                    let Some(slot) = self.registry.get(o.session) else {
+                        continue;
+                    };
+                    let mut fields: Vec<(u32, ordo_fix::builder::Value<'_>)> =
+                        storage.into_iter().map(|_| unreachable!()).collect();
+                    let msg_type = reports::build(&o, &self.catalog, &mut buf, &mut fields);
+                    let mut g = lock(slot);
+                    // SendingTime is the record's timestamp: every member renders the same bytes.
+                    g.with_io(self.max_pending, |session, io, _| {
+                        session.send_app_from(
+                            msg_type,
+                            &fields,
+                            (o.origin_seq, o.origin_idx),
+                            o.timestamp_ns,
+                            io,
+                        );
+                    });
+                    drop(g);
+                    fields.clear();
+                    storage = fields.into_iter().map(|_| unreachable!()).collect();
+                }
+            }
+        }
+    }
+
+    /// A committed session message: numbered, stored, written if its connection is still the
+    /// session's.
+    fn session_out(&self, o: &Outbound, connection: u64, msg_type: &[u8], fields: &[u8]) {
+        let Some(slot) = self.registry.get(o.session) else {
+            return;
+        };
+        let mut g = lock(slot);
+        let ours = connection != 0 && g.connection() == connection;
+        let sent = g.with_io(self.max_pending, |session, io, _| {
+            session.send_committed(
+                msg_type,
+                fields,
+                ours,
+                (o.origin_seq, o.origin_idx),
+                o.timestamp_ns,
+                io,
+            )
+        });
+        if let Err(offset) = sent {
+            // Written by our own gateway: a damaged one is a bug, and it still took no number.
+            tracing::error!(
+                seq = o.origin_seq,
+                offset,
+                "a session message's fields do not parse"
+            );
+        }
+        if ours {
+            g.sent_one();
+        }
+    }
+
+    /// This member's Takeover record in `term`: if it still leads in that term, every session
+    /// expects next what the committed log says, and the gateway opens.
+    fn takeover(&self, term: u64, next_in: &[u64]) {
+        let Some(member) = &self.member else {
+            return;
+        };
+        if member.gate.term() != term {
+            return;
+        }
+        for slot in self.registry.all() {
+            let mut g = lock(slot);
+            debug_assert!(!g.connected(), "no connection before the takeover is applied");
+            if let Some(&n) = next_in.get(g.id as usize) {
+                g.session.set_next_target(n);
+            }
+        }
+        tracing::info!(term, "takeover applied: serving FIX");
+        member.serving.send_if_modified(|s| !std::mem::replace(s, true));
+    }
+}
