@@ -45,6 +45,9 @@ pub struct MemberConfig {
     pub election_timeout_min_ms: u64,
     /// See `election_timeout_min_ms`.
     pub election_timeout_max_ms: u64,
+    /// A leader that has heard no quorum for this long is cut off (the cluster's whole
+    /// election timeout range's maximum: no member waits longer to campaign).
+    pub quorum_timeout_ms: u64,
 }
 
 impl MemberConfig {
@@ -54,9 +57,10 @@ impl MemberConfig {
             id,
             dir: dir.into(),
             durability: Durability::None,
-            heartbeat_ms: 20,
-            election_timeout_min_ms: 80,
-            election_timeout_max_ms: 160,
+            heartbeat_ms: 40,
+            election_timeout_min_ms: 120,
+            election_timeout_max_ms: 240,
+            quorum_timeout_ms: 240,
         }
     }
 
@@ -114,7 +118,7 @@ impl RunningMember {
             term: 0,
             leader: None,
         });
-        let watch = LeaderWatch::new(Duration::from_millis(cfg.election_timeout_max_ms));
+        let watch = LeaderWatch::new(Duration::from_millis(cfg.quorum_timeout_ms));
         let every = Duration::from_millis(cfg.heartbeat_ms.max(1));
         let watcher = tokio::spawn(watch_role(raft.clone(), watch, every, role_tx));
         Ok(RunningMember {

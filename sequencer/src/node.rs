@@ -326,6 +326,7 @@ async fn member_log(
         consensus.member.raft.clone(),
         Arc::clone(&gate),
         inbound_tx.bell(),
+        spec.file.timings.max_in_flight_entries,
     );
     // The leader of a new term disconnects every session for the venue: sessions connected to
     // the previous leader lost their connection with it (cancel-on-disconnect across failover).

@@ -1,7 +1,7 @@
 //! The sequencer's way into the replicated log on a cluster member (`docs/REPLICATION.md`, 3.2,
 //! 4.1): the records of one duty cycle become one raft entry ([`Batch`]), proposed through
-//! openraft in stamp order, with at most [`MAX_IN_FLIGHT_ENTRIES`] proposed and not yet
-//! answered. Nothing here acknowledges anything: outputs leave when the engine agent has
+//! openraft in stamp order, with at most `max_in_flight_entries` (the cluster file's; at most
+//! [`MAX_IN_FLIGHT_ENTRIES`]) proposed and not yet answered. Nothing here acknowledges anything: outputs leave when the engine agent has
 //! applied the committed records (`crate::engine_runner`, member mode).
 //!
 //! * [`LeaderGate`]: what the role watch tells the sequencer (lead in term T from this floor, or
@@ -21,9 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::schema::{Event, KIND_EVENT};
 use crate::sequencing::Bell;
 
-/// Entries proposed and not yet answered, at most. At the bound the sequencer takes no more
-/// input (its order lane fills and the gateway answers "system busy").
-pub const MAX_IN_FLIGHT_ENTRIES: usize = 64;
+/// Entries proposed and not yet answered, at most, whatever the cluster file says. At the
+/// member's bound the sequencer takes no input (it waits in the lanes and joins the next entry;
+/// a full order lane answers "system busy").
+pub use ordo_replica::cluster_file::MAX_IN_FLIGHT_ENTRIES;
 
 /// What the member's role tells its sequencer: whether to lead, in which term, and from which
 /// timestamp on. Written by the role watch, read by the sequencer once per duty cycle.
@@ -103,6 +104,7 @@ pub struct Proposer {
     term: u64,
     tx: mpsc::Sender<Proposal>,
     in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
     batch: Batch,
     tracked: Vec<(u32, oneshot::Sender<u64>)>,
     /// Reused for each event's archive (no allocation per record once warm).
@@ -132,7 +134,7 @@ impl Proposer {
 
     /// Whether another entry may be proposed now.
     pub fn has_room(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) < MAX_IN_FLIGHT_ENTRIES
+        self.in_flight.load(Ordering::Acquire) < self.max_in_flight
     }
 
     /// Adds `event`, stamped `ts`, to the entry being built; `reply` gets its journal seq once
@@ -195,7 +197,14 @@ impl Proposer {
 
 /// Starts the proposing task and the answer collector on `runtime` (the consensus runtime);
 /// returns the sequencer's side. `bell` wakes the sequencer when an answer frees room.
-pub fn spawn(runtime: &tokio::runtime::Handle, raft: Raft, gate: Arc<LeaderGate>, bell: Bell) -> Proposer {
+pub fn spawn(
+    runtime: &tokio::runtime::Handle,
+    raft: Raft,
+    gate: Arc<LeaderGate>,
+    bell: Bell,
+    max_in_flight: usize,
+) -> Proposer {
+    assert!((1..=MAX_IN_FLIGHT_ENTRIES).contains(&max_in_flight));
     // One slot more than the bound: `flush` may run once after `has_room` said yes.
     let (tx, rx) = mpsc::channel::<Proposal>(MAX_IN_FLIGHT_ENTRIES + 1);
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -213,6 +222,7 @@ pub fn spawn(runtime: &tokio::runtime::Handle, raft: Raft, gate: Arc<LeaderGate>
         term: 0,
         tx,
         in_flight,
+        max_in_flight,
         batch: Batch::default(),
         tracked: Vec::new(),
         scratch: rkyv::util::AlignedVec::new(),

@@ -10,6 +10,7 @@ static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocato
 
 mod alloc_count;
 mod bench;
+mod demo;
 mod journal_cmd;
 mod loadgen;
 mod node_cmd;
@@ -38,6 +39,10 @@ enum Command {
     /// Benchmarks that print throughput and latency percentiles.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The 3-member local cluster driven by the load generator, its leader killed midway:
+    /// ends with one `DEMO ...` line (orders, acknowledged, lost, duplicates, failover time,
+    /// latency percentiles).
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +135,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Demo(args) => demo::run(&args),
         Command::Journal(JournalCommand::Verify { dir }) => journal_cmd::verify(&dir),
         Command::Journal(JournalCommand::Inspect { dir }) => journal_cmd::inspect(&dir),
         Command::Journal(JournalCommand::Dump {

@@ -44,13 +44,29 @@ impl std::fmt::Display for SessionError {
     }
 }
 
+/// How long a session tries the members, in turn, to log on again after its connection was
+/// lost (a failover: the new leader is elected and serves within this).
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one Logon waits for its answer (it is committed before it is sent).
+const LOGON_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A connected, logged-on initiator session.
 pub struct Connection {
     /// SenderCompID (ours).
     pub sender: String,
     target: String,
     stream: TcpStream,
+    /// The addresses to try (a cluster's members), and the one connected now.
+    addrs: Vec<SocketAddr>,
+    addr_at: usize,
+    password: String,
+    heartbeat_s: u32,
     next_out_seq: u64,
+    /// Inbound MsgSeqNums processed since the last reset (one bit each): a resent message
+    /// already seen is dropped, one never seen is processed once.
+    got: Vec<u64>,
+    /// The highest inbound MsgSeqNum seen.
+    last_in_seq: u64,
     builder: Builder,
     scratch: Vec<u8>,
     out: Vec<u8>,
@@ -64,14 +80,37 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and logs on with ResetSeqNumFlag (a load run starts a fresh sequence).
+    /// Connects to the first of `addrs` that answers the Logon, with ResetSeqNumFlag (a load
+    /// run starts a fresh sequence).
     pub fn logon(
-        addr: SocketAddr,
+        addrs: &[SocketAddr],
         sender: &str,
         target: &str,
         password: &str,
         heartbeat_s: u32,
     ) -> Result<Connection, SessionError> {
+        let mut last = SessionError::Io("no address".into());
+        for (at, &addr) in addrs.iter().enumerate() {
+            match Self::logon_at(addrs, at, sender, target, password, heartbeat_s) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::debug!(%addr, %e, "logon refused: trying the next member");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn logon_at(
+        addrs: &[SocketAddr],
+        at: usize,
+        sender: &str,
+        target: &str,
+        password: &str,
+        heartbeat_s: u32,
+    ) -> Result<Connection, SessionError> {
+        let addr = addrs[at];
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .map_err(|e| SessionError::Io(format!("connect {addr}: {e}")))?;
         stream
@@ -81,6 +120,12 @@ impl Connection {
             sender: sender.to_string(),
             target: target.to_string(),
             stream,
+            addrs: addrs.to_vec(),
+            addr_at: at,
+            password: password.to_string(),
+            heartbeat_s,
+            got: Vec::new(),
+            last_in_seq: 0,
             next_out_seq: 1,
             builder: Builder::default(),
             scratch: Vec::with_capacity(512),
@@ -92,19 +137,78 @@ impl Connection {
             sending_time: Vec::new(),
             sending_time_ms: 0,
         };
+        c.log_on(true, Duration::from_secs(5))?;
+        Ok(c)
+    }
+
+    /// The address connected now.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[self.addr_at]
+    }
+
+    /// After the connection was lost: tries the addresses in turn (the one that served first)
+    /// until one answers a Logon without a reset, for up to [`RECONNECT_TIMEOUT`]. Output not
+    /// yet written is dropped: its requests never reached the node (their numbers are
+    /// gap-filled when the node asks for them). Asks for what it missed (ResendRequest) when the
+    /// node's Logon answer is beyond the next number expected.
+    pub fn reconnect(&mut self) -> Result<(), SessionError> {
+        let deadline = Instant::now() + RECONNECT_TIMEOUT;
+        self.out.clear();
+        self.out_sent = 0;
+        self.input_len = 0;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            for _ in 0..self.addrs.len() {
+                let addr = self.addrs[self.addr_at];
+                match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                    Ok(stream) => {
+                        let _ = stream.set_nodelay(true);
+                        self.stream = stream;
+                        match self.log_on(false, LOGON_ANSWER_TIMEOUT) {
+                            Ok(()) => return Ok(()),
+                            Err(e) => last = format!("{addr}: {e}"),
+                        }
+                    }
+                    Err(e) => last = format!("{addr}: {e}"),
+                }
+                self.addr_at = (self.addr_at + 1) % self.addrs.len();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(SessionError::Logon(format!(
+            "no member answered a logon within {RECONNECT_TIMEOUT:?} (last: {last})"
+        )))
+    }
+
+    /// Sends our Logon on the current stream and waits for the answer; the stream is then
+    /// non-blocking.
+    fn log_on(&mut self, reset: bool, wait: Duration) -> Result<(), SessionError> {
+        let c = self;
+        if reset {
+            c.next_out_seq = 1;
+            c.got.clear();
+            c.last_in_seq = 0;
+        }
+        c.stream
+            .set_nonblocking(false)
+            .map_err(|e| SessionError::Io(e.to_string()))?;
         c.start(b"A");
         c.builder
             .field(98, Value::U64(0))
-            .field(108, Value::U64(u64::from(heartbeat_s)))
-            .field(141, Value::Bytes(b"Y"))
-            .field(553, Value::Bytes(sender.as_bytes()))
-            .field(554, Value::Bytes(password.as_bytes()));
+            .field(108, Value::U64(u64::from(c.heartbeat_s)));
+        if reset {
+            c.builder.field(141, Value::Bytes(b"Y"));
+        }
+        c.builder
+            .field(553, Value::Bytes(c.sender.as_bytes()))
+            .field(554, Value::Bytes(c.password.as_bytes()));
         c.finish();
         c.stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
+            .set_read_timeout(Some(wait))
             .map_err(|e| SessionError::Io(e.to_string()))?;
         c.flush_blocking()?;
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let expected = c.last_in_seq + 1;
+        let deadline = Instant::now() + wait;
         loop {
             if Instant::now() > deadline {
                 return Err(SessionError::Logon("no answer within 5 s".into()));
@@ -137,7 +241,25 @@ impl Connection {
         c.stream
             .set_nonblocking(true)
             .map_err(|e| SessionError::Io(e.to_string()))?;
-        Ok(c)
+        if !reset && c.last_in_seq > expected {
+            // Numbered for us while we were away (or before): ask for it.
+            c.start(b"2");
+            c.field(7, Value::U64(expected)).field(16, Value::U64(0));
+            c.finish();
+        }
+        Ok(())
+    }
+
+    /// Notes inbound MsgSeqNum `seq`; false if it was processed before (a resend of it).
+    fn first_time(&mut self, seq: u64) -> bool {
+        let (w, b) = ((seq / 64) as usize, seq % 64);
+        if self.got.len() <= w {
+            self.got.resize(w + 1, 0);
+        }
+        let was = self.got[w] & (1 << b) != 0;
+        self.got[w] |= 1 << b;
+        self.last_in_seq = self.last_in_seq.max(seq);
+        !was
     }
 
     /// The socket, for poll(2).
@@ -255,7 +377,22 @@ impl Connection {
             match next_frame(buf, MAX_MESSAGE_BYTES) {
                 Frame::Message { start, end } => {
                     let frame = &buf[start..end];
-                    if parse(frame, &mut self.fields).is_ok() {
+                    let parsed = parse(frame, &mut self.fields).is_ok();
+                    let seq = if parsed {
+                        Message {
+                            buf: frame,
+                            fields: &self.fields,
+                        }
+                        .get_u64(34)
+                        .unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    // A message seen before (resent after a reconnect) is not processed again.
+                    let fresh = !parsed || seq == 0 || self.first_time(seq);
+                    let buf = &self.input[consumed..self.input_len];
+                    let frame = &buf[start..end];
+                    if parsed && fresh {
                         let m = Message {
                             buf: frame,
                             fields: &self.fields,

@@ -24,7 +24,9 @@ use orders::{Action, MAX_REQUESTS, Mix, Orders};
 /// Arguments of `ordo loadgen`.
 #[derive(Debug, clap::Args)]
 pub struct LoadgenArgs {
-    /// The node's FIX address.
+    /// The node's FIX address, or a cluster's members' (comma-separated): sessions log on to
+    /// the one that answers, and when a connection is lost they log on again, without a reset,
+    /// to whichever member leads then, and ask for what they missed.
     #[arg(long, default_value = "127.0.0.1:9878")]
     pub connect: String,
     /// Sessions to drive: CLIENT<first>..CLIENT<first+sessions-1>.
@@ -141,6 +143,8 @@ struct Counts {
     other_reports: u64,
     /// Requests the node refused as busy (BusinessMessageReject 380=4 naming the ClOrdID).
     busy: u64,
+    /// Fills whose ExecID was reported before (a fill reported twice: never expected).
+    duplicate_fills: u64,
 }
 
 /// The clock of the run: nanoseconds since its start.
@@ -159,6 +163,33 @@ struct Answers {
     measure_from_k: u64,
     latency: Histogram<u64>,
     counts: Counts,
+    /// New orders acknowledged (their request numbers, which are their ClOrdIDs).
+    acked: Vec<u64>,
+    /// Hashes of the ExecIDs of the fills seen.
+    fill_ids: std::collections::HashSet<u64>,
+    /// When the last ExecutionReport arrived (run clock).
+    last_report_ns: u64,
+}
+
+/// A session that lost its connection and logged on again.
+#[derive(Debug, Clone, Copy)]
+pub struct Failover {
+    /// The session's index.
+    pub session: usize,
+    /// When its connection was found lost, and when a member answered its Logon (run clock,
+    /// ns).
+    pub lost_ns: u64,
+    /// See `lost_ns`.
+    pub logged_on_ns: u64,
+    /// When its first ExecutionReport after the new Logon arrived (0: none).
+    pub first_report_ns: u64,
+}
+
+fn exec_id_hash(id: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
 }
 
 impl Answers {
@@ -180,9 +211,22 @@ impl Answers {
         match m.msg_type() {
             b"8" => {
                 let status = m.get(39).unwrap_or_default();
+                self.last_report_ns = now_ns;
                 match m.get(150).unwrap_or_default() {
-                    b"0" => self.counts.acks += 1,
-                    b"F" => self.counts.fills += 1,
+                    b"0" => {
+                        self.counts.acks += 1;
+                        if let Some(k) = clordid {
+                            self.acked.push(k);
+                        }
+                    }
+                    b"F" => {
+                        self.counts.fills += 1;
+                        if let Some(id) = m.get(17)
+                            && !self.fill_ids.insert(exec_id_hash(id))
+                        {
+                            self.counts.duplicate_fills += 1;
+                        }
+                    }
                     b"8" => self.counts.rejects += 1,
                     b"4" => self.counts.cancelled += 1,
                     b"5" => self.counts.replaced += 1,
@@ -275,6 +319,13 @@ fn wait_readable(fds: &mut [libc::pollfd], timeout_ns: u64) {
 
 /// Runs the load; prints the summary; Err on a failed run (a session lost, answers missing).
 pub fn run(args: &LoadgenArgs) -> Result<(), String> {
+    let report = drive(args)?;
+    report.print();
+    report.check()
+}
+
+/// Runs the load and returns what it measured (`ordo demo` reads it).
+pub fn drive(args: &LoadgenArgs) -> Result<Report, String> {
     if args.sessions == 0 || args.rate == 0 {
         return Err("--sessions and --rate must be positive".into());
     }
@@ -292,12 +343,19 @@ pub fn run(args: &LoadgenArgs) -> Result<(), String> {
             "rate x (warm-up + duration) = {total} requests: must be 1..={MAX_REQUESTS}"
         ));
     }
-    let addr: SocketAddr = args
-        .connect
-        .to_socket_addrs()
-        .map_err(|e| format!("--connect {}: {e}", args.connect))?
-        .next()
-        .ok_or_else(|| format!("--connect {}: no address", args.connect))?;
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for a in args.connect.split(',').filter(|a| !a.is_empty()) {
+        addrs.push(
+            a.to_socket_addrs()
+                .map_err(|e| format!("--connect {a}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("--connect {a}: no address"))?,
+        );
+    }
+    if addrs.is_empty() {
+        return Err("--connect: no address".into());
+    }
+    let follow = addrs.len() > 1;
 
     // Less timer slack: ppoll wakes within a few microseconds of the next send, not 50 us.
     // SAFETY: PR_SET_TIMERSLACK takes an integer argument and affects only this thread.
@@ -310,17 +368,18 @@ pub fn run(args: &LoadgenArgs) -> Result<(), String> {
     for i in 0..args.sessions {
         let n = args.first_session + i;
         let sender = format!("{}{n}", args.sender_prefix);
-        let c = Connection::logon(addr, &sender, &args.target, &args.password, 30)
-            .map_err(|e| format!("{sender} -> {addr}: {e}"))?;
+        let c = Connection::logon(&addrs, &sender, &args.target, &args.password, 30)
+            .map_err(|e| format!("{sender} -> {}: {e}", args.connect))?;
         conns.push(c);
         accounts.push(format!("{}{n}", args.account_prefix));
     }
     println!(
-        "loadgen: {} sessions {}..{} -> {addr}; {} requests/s open loop, {} s warm-up + {} s measured; \
+        "loadgen: {} sessions {}..{} -> {}; {} requests/s open loop, {} s warm-up + {} s measured; \
          mix new {}% cancel {}% replace {}%; max {} open per session; {} symbols; seed {}",
         args.sessions,
         conns[0].sender,
         conns[conns.len() - 1].sender,
+        conns[0].addr(),
         args.rate,
         args.warmup_s,
         args.duration_s,
@@ -347,6 +406,9 @@ pub fn run(args: &LoadgenArgs) -> Result<(), String> {
         measure_from_k: args.rate * args.warmup_s,
         latency: histogram(),
         counts: Counts::default(),
+        acked: Vec::new(),
+        fill_ids: std::collections::HashSet::new(),
+        last_report_ns: 0,
     };
     let mut send_lag = histogram();
     let mut fds: Vec<libc::pollfd> = conns
@@ -365,6 +427,36 @@ pub fn run(args: &LoadgenArgs) -> Result<(), String> {
     let clock = RunClock(Instant::now());
     let mut k = 0u64;
     let mut failure: Option<String> = None;
+    let mut failovers: Vec<Failover> = Vec::new();
+    // A connection lost: with several members, log on again to whichever leads; else the run
+    // has failed.
+    let lost = |i: usize,
+                c: &mut Connection,
+                e: connection::SessionError,
+                fd: &mut libc::pollfd,
+                failovers: &mut Vec<Failover>|
+     -> Result<(), String> {
+        if !follow || !matches!(e, connection::SessionError::Io(_)) {
+            return Err(format!("{}: {e}", c.sender));
+        }
+        let lost_ns = clock.ns();
+        c.reconnect().map_err(|e| format!("{}: {e}", c.sender))?;
+        let logged_on_ns = clock.ns();
+        println!(
+            "loadgen: {} lost its connection ({e}); logged on to {} after {:.1} ms",
+            c.sender,
+            c.addr(),
+            (logged_on_ns - lost_ns) as f64 / 1e6
+        );
+        fd.fd = c.fd();
+        failovers.push(Failover {
+            session: i,
+            lost_ns,
+            logged_on_ns,
+            first_report_ns: 0,
+        });
+        Ok(())
+    };
 
     'run: loop {
         let now = clock.ns();
@@ -386,8 +478,10 @@ pub fn run(args: &LoadgenArgs) -> Result<(), String> {
             measured_sent_end_ns = clock.ns();
         }
         for (i, c) in conns.iter_mut().enumerate() {
-            if let Err(e) = c.flush() {
-                failure = Some(format!("{}: {e}", c.sender));
+            if let Err(e) = c.flush()
+                && let Err(f) = lost(i, c, e, &mut fds[i], &mut failovers)
+            {
+                failure = Some(f);
                 break 'run;
             }
             fds[i].events = libc::POLLIN | if c.pending_out() > 0 { libc::POLLOUT } else { 0 };
@@ -416,71 +510,156 @@ pub fn run(args: &LoadgenArgs) -> Result<(), String> {
                 continue;
             }
             let sent = k;
+            let before = answers.last_report_ns;
             let result = c.receive(|m| {
                 let now = clock.ns();
                 answers.on_message(m, now, sent, &mut orders);
             });
-            if let Err(e) = result {
-                failure = Some(format!("{}: {e}", c.sender));
+            if answers.last_report_ns != before
+                && let Some(f) = failovers
+                    .iter_mut()
+                    .rev()
+                    .find(|f| f.session == i && f.first_report_ns == 0)
+            {
+                f.first_report_ns = answers.last_report_ns;
+            }
+            if let Err(e) = result
+                && let Err(f) = lost(i, c, e, &mut fds[i], &mut failovers)
+            {
+                failure = Some(f);
                 break 'run;
             }
         }
     }
-    let elapsed_ns = clock.ns();
-    let counts = &answers.counts;
-    let measured_requests = counts.sent.saturating_sub(answers.measure_from_k);
-    let send_span_ns = measured_sent_end_ns.saturating_sub(measure_from_ns).max(1);
-    println!(
-        "loadgen: sent {} requests ({} measured) at {:.0}/s achieved (target {}/s); answered {}, missing {}",
-        counts.sent,
-        measured_requests,
-        measured_requests as f64 * 1e9 / send_span_ns as f64,
-        args.rate,
-        counts.answered,
-        counts.sent - counts.answered
-    );
-    println!(
-        "loadgen: reports: acks {} fills {} rejects {} cancelled {} replaced {} other {}; cancel rejects {}; refused busy {}; open orders at end {}",
-        counts.acks,
-        counts.fills,
-        counts.rejects,
-        counts.cancelled,
-        counts.replaced,
-        counts.other_reports,
-        counts.cancel_rejects,
-        counts.busy,
-        orders.open_count()
-    );
-    println!(
-        "loadgen: request -> first ExecutionReport, corrected for coordinated omission ({} samples): {}",
-        answers.latency.len(),
-        summary_us(&answers.latency)
-    );
-    println!(
-        "loadgen: send lag behind schedule (the generator's own): {}",
-        summary_us(&send_lag)
-    );
-    println!("loadgen: run took {:.1} s", elapsed_ns as f64 / 1e9);
-    if let Some(f) = failure {
-        return Err(format!("session failed: {f}"));
-    }
+    let report = Report {
+        rate: args.rate,
+        drain_s: args.drain_s,
+        measured_requests: answers.counts.sent.saturating_sub(answers.measure_from_k),
+        send_span_ns: measured_sent_end_ns.saturating_sub(measure_from_ns).max(1),
+        open_at_end: orders.open_count(),
+        elapsed_ns: clock.ns(),
+        counts: answers.counts,
+        latency: answers.latency,
+        send_lag,
+        acked: answers.acked,
+        failovers,
+        failure,
+        started: clock.0,
+    };
     for c in conns {
         c.logout();
     }
-    if counts.busy > 0 {
-        return Err(format!(
-            "{} requests refused by the node as busy (its sequencer queue was full): the rate is beyond its capacity",
-            counts.busy
-        ));
+    Ok(report)
+}
+
+/// What a run measured.
+pub struct Report {
+    rate: u64,
+    drain_s: u64,
+    measured_requests: u64,
+    send_span_ns: u64,
+    open_at_end: usize,
+    elapsed_ns: u64,
+    counts: Counts,
+    /// Request -> first ExecutionReport, corrected for coordinated omission (ns).
+    pub latency: Histogram<u64>,
+    send_lag: Histogram<u64>,
+    /// The ClOrdIDs of the new orders acknowledged (request numbers).
+    pub acked: Vec<u64>,
+    /// The sessions that logged on again after losing their connection.
+    pub failovers: Vec<Failover>,
+    failure: Option<String>,
+    /// When the run clock started.
+    pub started: Instant,
+}
+
+impl Report {
+    /// Requests sent (new orders, cancels, replaces).
+    pub fn sent(&self) -> u64 {
+        self.counts.sent
     }
-    if counts.sent != counts.answered {
-        return Err(format!(
-            "{} requests unanswered after {} s of drain",
-            counts.sent - counts.answered,
-            args.drain_s
-        ));
+
+    /// Fills reported twice.
+    pub fn duplicate_fills(&self) -> u64 {
+        self.counts.duplicate_fills
     }
-    Ok(())
+
+    /// Prints the summary lines.
+    pub fn print(&self) {
+        let counts = &self.counts;
+        println!(
+            "loadgen: sent {} requests ({} measured) at {:.0}/s achieved (target {}/s); answered {}, missing {}",
+            counts.sent,
+            self.measured_requests,
+            self.measured_requests as f64 * 1e9 / self.send_span_ns as f64,
+            self.rate,
+            counts.answered,
+            counts.sent - counts.answered
+        );
+        println!(
+            "loadgen: reports: acks {} fills {} rejects {} cancelled {} replaced {} other {}; cancel rejects {}; refused busy {}; duplicate fills {}; open orders at end {}",
+            counts.acks,
+            counts.fills,
+            counts.rejects,
+            counts.cancelled,
+            counts.replaced,
+            counts.other_reports,
+            counts.cancel_rejects,
+            counts.busy,
+            counts.duplicate_fills,
+            self.open_at_end
+        );
+        println!(
+            "loadgen: request -> first ExecutionReport, corrected for coordinated omission ({} samples): {}",
+            self.latency.len(),
+            summary_us(&self.latency)
+        );
+        println!(
+            "loadgen: send lag behind schedule (the generator's own): {}",
+            summary_us(&self.send_lag)
+        );
+        if !self.failovers.is_empty() {
+            let longest_ns = self
+                .failovers
+                .iter()
+                .map(|f| f.logged_on_ns - f.lost_ns)
+                .max()
+                .unwrap_or(0);
+            println!(
+                "loadgen: {} sessions logged on again after losing their connection (the longest took {:.1} ms)",
+                self.failovers.len(),
+                longest_ns as f64 / 1e6
+            );
+        }
+        println!("loadgen: run took {:.1} s", self.elapsed_ns as f64 / 1e9);
+    }
+
+    /// Err for a failed run: a session lost (and not recovered), requests refused as busy,
+    /// fills reported twice, or answers missing (after a failover, requests sent to a leader
+    /// that died before committing them get no answer: those are allowed, and counted).
+    pub fn check(&self) -> Result<(), String> {
+        let counts = &self.counts;
+        if let Some(f) = &self.failure {
+            return Err(format!("session failed: {f}"));
+        }
+        if counts.busy > 0 {
+            return Err(format!(
+                "{} requests refused by the node as busy (its sequencer queue was full): the rate is beyond its capacity",
+                counts.busy
+            ));
+        }
+        if counts.duplicate_fills > 0 {
+            return Err(format!("{} fills reported twice", counts.duplicate_fills));
+        }
+        if counts.sent != counts.answered && self.failovers.is_empty() {
+            return Err(format!(
+                "{} requests unanswered after {} s of drain",
+                counts.sent - counts.answered,
+                self.drain_s
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn send(

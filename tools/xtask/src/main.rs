@@ -1,8 +1,8 @@
 //! The README's two commands.
 //!
-//! * `cargo xtask demo`: installs what is missing, builds in release mode, starts `ordo node` on
-//!   its embedded defaults, drives it with `ordo loadgen` for a short while (printing the latency
-//!   summary), stops it with SIGTERM and verifies the journal it wrote.
+//! * `cargo xtask demo`: installs what is missing, builds in release mode and runs `ordo demo`:
+//!   a 3-member local cluster driven by `ordo loadgen`, its leader killed midway, ending with the
+//!   `DEMO ...` line (orders, acknowledged, lost, duplicates, failover time, latency).
 //! * `cargo xtask test`: installs what is missing, then runs `cargo fmt --check`, clippy with
 //!   `-D warnings` and the whole test suite (cargo-nextest), ending with the runner's summary.
 //!   Exits non-zero if any step fails.
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
-                 demo    install what is missing, build (release) and run the product on its defaults\n  \
+                 demo    install what is missing, build (release) and run `ordo demo` (3 members, a failover)\n  \
                  test    install what is missing, run fmt, clippy and the whole test suite\n  \
                  setup   only install what is missing"
             );
@@ -220,110 +220,15 @@ fn ensure_nextest(env: &Env, root: &Path) -> Result<(), String> {
     run(env.cargo(root).args(["install", "--locked", "cargo-nextest"]))
 }
 
-/// Seconds the demo waits for the node's ready line (a first start replays nothing, so this is
-/// only a bound for a broken build or a busy port).
-const DEMO_READY_TIMEOUT_S: u64 = 60;
-/// Seconds the demo waits for the node to exit after SIGTERM.
-const DEMO_STOP_TIMEOUT_S: u64 = 30;
-
-/// The main job: one node on the embedded defaults (data in `target/demo/ordo-data`, FIX on
-/// 127.0.0.1:9878), `ordo loadgen` against it for a short while (its latency summary is the
-/// output), then SIGTERM to the node and `ordo journal verify` on what it journaled.
-/// Extra arguments go to `ordo loadgen` (e.g. `--rate 50000 --duration-s 60`).
+/// The main job: `ordo demo` from a release build: the 3-member local cluster
+/// (`tests/cluster/local3.toml`, FIX on 127.0.0.1:9881-9883) in a temporary directory, driven by
+/// `ordo loadgen`, its leader killed with SIGKILL midway; it ends with the `DEMO ...` line.
+/// Extra arguments go to `ordo demo` (e.g. `--rate 20000 --duration-s 30`).
 fn demo(root: &Path, extra: &[String]) -> Result<(), String> {
     let env = setup(root)?;
     run(env.cargo(root).args(["build", "--release", "--bin", "ordo"]))?;
     let ordo = root.join("target").join("release").join("ordo");
-    let data = root.join("target").join("demo").join("ordo-data");
-    if data.exists() {
-        std::fs::remove_dir_all(&data).map_err(|e| format!("remove {}: {e}", data.display()))?;
-    }
-    std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
-    let mut node_cmd = Command::new(&ordo);
-    node_cmd
-        .arg("node")
-        .arg("--data-dir")
-        .arg(&data)
-        .stdout(std::process::Stdio::piped());
-    eprintln!("xtask: $ {}", describe(&node_cmd));
-    let mut node = node_cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", describe(&node_cmd)))?;
-    let result = drive(&ordo, &mut node, extra);
-    // Stop the node whatever happened: SIGTERM, then wait (kill -9 only past the bound).
-    let stopped = stop_node(&mut node);
-    result?;
-    stopped?;
-    run(Command::new(&ordo)
-        .args(["journal", "verify"])
-        .arg(data.join("journal")))
-}
-
-/// Waits for the node's ready line, then runs the load generator against it.
-fn drive(ordo: &Path, node: &mut std::process::Child, extra: &[String]) -> Result<(), String> {
-    use std::io::BufRead;
-    let stdout = node.stdout.take().ok_or("node stdout not captured")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    // The node's stdout is echoed on a thread of its own for the node's whole life, so a
-    // chatty node never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("node: {line}");
-            if line.starts_with("ordo node ready") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let timeout = std::time::Duration::from_secs(DEMO_READY_TIMEOUT_S);
-    if rx.recv_timeout(timeout).is_err() {
-        let status = node.try_wait().ok().flatten();
-        return Err(match status {
-            Some(s) => format!("the node exited before it was ready ({s})"),
-            None => format!("the node was not ready within {DEMO_READY_TIMEOUT_S} s"),
-        });
-    }
-    let mut loadgen = Command::new(ordo);
-    loadgen.arg("loadgen");
-    // The demo's defaults, unless the caller gave the flag.
-    for (flag, value) in [("--rate", "20000"), ("--duration-s", "10")] {
-        if !extra
-            .iter()
-            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-        {
-            loadgen.args([flag, value]);
-        }
-    }
-    loadgen.args(extra);
-    run(&mut loadgen)
-}
-
-/// SIGTERM, then waits for a clean exit (exit 0 means the journal was synced and closed).
-fn stop_node(node: &mut std::process::Child) -> Result<(), String> {
-    if node.try_wait().ok().flatten().is_none() {
-        let _ = Command::new("kill")
-            .args(["-TERM", &node.id().to_string()])
-            .status();
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(DEMO_STOP_TIMEOUT_S);
-    loop {
-        match node.try_wait() {
-            Ok(Some(status)) if status.success() => {
-                eprintln!("xtask: node stopped cleanly");
-                return Ok(());
-            }
-            Ok(Some(status)) => return Err(format!("the node exited with {status}")),
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Ok(None) | Err(_) => {
-                let _ = node.kill();
-                let _ = node.wait();
-                return Err(format!(
-                    "the node did not stop within {DEMO_STOP_TIMEOUT_S} s of SIGTERM (killed)"
-                ));
-            }
-        }
-    }
+    run(Command::new(&ordo).arg("demo").args(extra))
 }
 
 fn test(root: &Path, extra: &[String]) -> Result<(), String> {
@@ -340,10 +245,14 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     {
         failures.push(e);
     }
-    // The workspace tests start the real `ordo` binary (tests/src/lib.rs finds it beside them).
-    run(env.cargo(root).args(["build", "--bin", "ordo"]))?;
+    // The workspace tests start the real `ordo` binary, built as it ships (release): three
+    // cluster members and a load generator on two cores, twenty failovers in one test, need the
+    // product's speed, not a debug build's (tests/src/lib.rs takes ORDO_BIN).
+    run(env.cargo(root).args(["build", "--release", "--bin", "ordo"]))?;
+    let ordo = root.join("target").join("release").join("ordo");
     let tests = run(env
         .cargo(root)
+        .env("ORDO_BIN", &ordo)
         .args(["nextest", "run", "--workspace", "--no-fail-fast"])
         .args(extra));
     for f in &failures {
