@@ -226,6 +226,10 @@ impl Registry {
     }
 }
 
+/// How long a connection's socket may stay full (not a byte written) before the client is a
+/// slow consumer and is disconnected.
+pub const WRITE_STALL: Duration = Duration::from_secs(1);
+
 /// The acceptor.
 #[derive(Debug)]
 pub struct Gateway {
@@ -418,14 +422,32 @@ impl Gateway {
         conn_id: u64,
     ) -> bool {
         let mut written = 0;
+        let mut stalled_at = tokio::time::Instant::now() + WRITE_STALL;
         while written < out.len() {
             tokio::select! {
                 // Writing first: a plain close (a Logout) must not cut its own last message.
                 biased;
                 r = socket.write(&out[written..]) => match r {
                     Ok(0) | Err(_) => return false,
-                    Ok(n) => written += n,
+                    Ok(n) => {
+                        written += n;
+                        stalled_at = tokio::time::Instant::now() + WRITE_STALL;
+                    }
                 },
+                // The client has read nothing for this long while we have output for it: a
+                // slow consumer, even when what is pending stays below its bound (its input is
+                // not read meanwhile, so nothing new piles up to reach the bound).
+                _ = tokio::time::sleep_until(stalled_at) => {
+                    tracing::warn!(
+                        conn = conn_id,
+                        unsent = out.len() - written,
+                        "slow consumer: nothing could be written for {WRITE_STALL:?}"
+                    );
+                    if let Some(s) = slot {
+                        lock(s).slow = true;
+                    }
+                    return false;
+                }
                 _ = wake.notified() => {
                     if slot.is_some_and(|s| lock(s).slow) {
                         tracing::warn!(
