@@ -45,6 +45,18 @@ pub struct DemoArgs {
     /// median, and each failover is printed.
     #[arg(long, default_value_t = 1)]
     pub failovers: u32,
+    /// Keep the media drivers' files in the data directory instead of /dev/shm (to compare).
+    #[arg(long)]
+    pub aeron_on_disk: bool,
+}
+
+/// Removes a directory when dropped (after the members, which are declared later).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[derive(Parser)]
@@ -100,7 +112,13 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
         );
     }
     std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let aeron = root.join("aeron");
+    // The media drivers' files in memory (/dev/shm) when there is one, as Aeron expects: on a
+    // disk-backed directory their log buffers are written back to disk.
+    let aeron = match (args.aeron_on_disk, Path::new("/dev/shm").is_dir()) {
+        (false, true) => Path::new("/dev/shm").join(format!("ordo-demo-{}", std::process::id())),
+        _ => root.join("aeron"),
+    };
+    let _remove_aeron = RemoveOnDrop(aeron.clone());
     let mut members = start(&file, &root, &aeron)?;
     let leader = wait_for_leader(&members, None, Duration::from_secs(30))?;
     println!("demo: member {} leads", leader + 1);
