@@ -26,6 +26,9 @@ use crate::sequencing::Bell;
 /// a full order lane answers "system busy").
 pub use ordo_replica::cluster_file::MAX_IN_FLIGHT_ENTRIES;
 
+/// Entries one duty cycle can propose at most (its inputs over several entries).
+const ENTRIES_PER_CYCLE: usize = 32;
+
 /// What the member's role tells its sequencer: whether to lead, in which term, and from which
 /// timestamp on. Written by the role watch, read by the sequencer once per duty cycle.
 #[derive(Debug, Default)]
@@ -182,8 +185,8 @@ impl Proposer {
             batch: std::mem::take(&mut self.batch),
             tracked: std::mem::take(&mut self.tracked),
         };
-        // Counted before it is sent: the channel holds at most MAX_IN_FLIGHT_ENTRIES (the
-        // sequencer checks `has_room` before taking input), so it is never full here.
+        // Counted before it is sent: the channel holds the bound plus what one cycle can add
+        // (the sequencer checks `has_room` before taking input), so it is never full here.
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.tx.try_send(proposal).map_err(|e| {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -205,10 +208,12 @@ pub fn spawn(
     max_in_flight: usize,
 ) -> Proposer {
     assert!((1..=MAX_IN_FLIGHT_ENTRIES).contains(&max_in_flight));
-    // One slot more than the bound: `flush` may run once after `has_room` said yes.
-    let (tx, rx) = mpsc::channel::<Proposal>(MAX_IN_FLIGHT_ENTRIES + 1);
+    // Room beyond the bound: after `has_room` said yes, one duty cycle may flush more than one
+    // entry (its inputs fill an entry's 128 KiB: at most 256 inputs of at most ~8 KiB, so fewer
+    // than `ENTRIES_PER_CYCLE`).
+    let (tx, rx) = mpsc::channel::<Proposal>(MAX_IN_FLIGHT_ENTRIES + ENTRIES_PER_CYCLE);
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let (answers_tx, answers_rx) = mpsc::channel(MAX_IN_FLIGHT_ENTRIES + 1);
+    let (answers_tx, answers_rx) = mpsc::channel(MAX_IN_FLIGHT_ENTRIES + ENTRIES_PER_CYCLE);
     runtime.spawn(propose(
         raft,
         rx,
