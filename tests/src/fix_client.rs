@@ -207,6 +207,16 @@ impl FixClient {
         }
     }
 
+    /// Connects as CLIENT`n` (password `demo`, the embedded defaults) and logs on with a
+    /// sequence reset; panics unless the node answers with a Logon.
+    pub fn logged_on(port: u16, n: u32) -> FixClient {
+        let name = format!("CLIENT{n}");
+        let mut c = FixClient::connect(port, &name, "ORDO").unwrap();
+        let answer = c.logon(&name, "demo", true);
+        assert_eq!(answer.msg_type(), "A", "{answer}");
+        c
+    }
+
     /// Logs on (Username/Password, HeartBtInt 30, optionally ResetSeqNumFlag) and returns the
     /// node's Logon answer.
     pub fn logon(&mut self, user: &str, password: &str, reset: bool) -> Msg {

@@ -11,14 +11,6 @@ use ordo_tests::fix_client::{FixClient, Got};
 
 const T: Duration = Duration::from_secs(10);
 
-fn logged_on(port: u16, n: u32) -> FixClient {
-    let name = format!("CLIENT{n}");
-    let mut c = FixClient::connect(port, &name, "ORDO").unwrap();
-    let answer = c.logon(&name, "demo", true);
-    assert_eq!(answer.msg_type(), "A", "{answer}");
-    c
-}
-
 fn limit(c: &mut FixClient, clordid: &str, account: &str, side: &str, qty: &str, price: &str) {
     c.send(
         "D",
@@ -64,9 +56,9 @@ fn leader_serves_followers_refuse_and_a_killed_leader_is_replaced() {
 
     // The leader trades; every ExecutionReport comes from a committed record.
     let port = cluster.fix_ports[&leader];
-    let mut buyer = logged_on(port, 1);
-    let mut seller = logged_on(port, 2);
-    let mut rester = logged_on(port, 3);
+    let mut buyer = FixClient::logged_on(port, 1);
+    let mut seller = FixClient::logged_on(port, 2);
+    let mut rester = FixClient::logged_on(port, 3);
     limit(&mut buyer, "b1", "ACC1", "1", "100", "100.00");
     assert_eq!(buyer.expect(T).get(150), Some("0"));
     limit(&mut seller, "s1", "ACC2", "2", "100", "100.00");
@@ -101,7 +93,7 @@ fn leader_serves_followers_refuse_and_a_killed_leader_is_replaced() {
     // dead leader are disconnected for the venue), so a sell at its price rests instead of
     // trading.
     let port = cluster.fix_ports[&new_leader];
-    let mut seller = logged_on(port, 4);
+    let mut seller = FixClient::logged_on(port, 4);
     limit(&mut seller, "s2", "ACC4", "2", "50", "99.00");
     let ack = seller.expect(T);
     assert_eq!(ack.get(150), Some("0"), "{ack}");
@@ -110,7 +102,7 @@ fn leader_serves_followers_refuse_and_a_killed_leader_is_replaced() {
         other => panic!("the sell traded with a bid the takeover should have cancelled: {other:?}"),
     }
     // And the venue trades on: a buy from CLIENT1 fills against it.
-    let mut buyer = logged_on(port, 1);
+    let mut buyer = FixClient::logged_on(port, 1);
     limit(&mut buyer, "b2", "ACC1", "1", "50", "99.00");
     assert_eq!(buyer.expect(T).get(150), Some("0"));
     assert_eq!(buyer.expect(T).get(150), Some("F"));
@@ -141,7 +133,7 @@ fn a_session_carries_on_across_a_failover_without_a_reset() {
     let leader = cluster.leader_among(&all, Duration::from_secs(30));
     let survivors: Vec<u64> = all.iter().copied().filter(|&id| id != leader).collect();
 
-    let mut c1 = logged_on(cluster.fix_ports[&leader], 1);
+    let mut c1 = FixClient::logged_on(cluster.fix_ports[&leader], 1);
     limit(&mut c1, "b1", "ACC1", "1", "100", "100.00");
     let ack = c1.expect(T);
     assert_eq!((ack.get(150), ack.get(11)), (Some("0"), Some("b1")), "{ack}");
@@ -155,7 +147,7 @@ fn a_session_carries_on_across_a_failover_without_a_reset() {
     let port = cluster.fix_ports[&new_leader];
 
     // While CLIENT1 is away, CLIENT2 sells into its bid: CLIENT1's fill is numbered for it.
-    let mut c2 = logged_on(port, 2);
+    let mut c2 = FixClient::logged_on(port, 2);
     limit(&mut c2, "s1", "ACC2", "2", "100", "100.00");
     assert_eq!(c2.expect(T).get(150), Some("0"));
     assert_eq!(c2.expect(T).get(150), Some("F"));
@@ -247,7 +239,7 @@ fn a_paused_leader_sends_nothing_uncommitted_and_rejoins() {
     let all = [1, 2, 3];
     let leader = cluster.leader_among(&all, Duration::from_secs(30));
     let others: Vec<u64> = all.iter().copied().filter(|&id| id != leader).collect();
-    let mut c1 = logged_on(cluster.fix_ports[&leader], 1);
+    let mut c1 = FixClient::logged_on(cluster.fix_ports[&leader], 1);
     limit(&mut c1, "b1", "ACC1", "1", "10", "100.00");
     assert_eq!(c1.expect(T).get(150), Some("0"));
 

@@ -9,14 +9,6 @@ use ordo_tests::{Node, ordo_bin};
 
 const T: Duration = Duration::from_secs(10);
 
-fn logged_on(port: u16, n: u32) -> FixClient {
-    let name = format!("CLIENT{n}");
-    let mut c = FixClient::connect(port, &name, "ORDO").unwrap();
-    let answer = c.logon(&name, "demo", true);
-    assert_eq!(answer.msg_type(), "A", "{answer}");
-    c
-}
-
 /// A day limit order on AAA.
 fn new_order(c: &mut FixClient, clordid: &str, account: &str, side: &str, qty: &str, price: &str) {
     limit_on(c, "AAA", clordid, account, side, qty, price);
@@ -103,8 +95,8 @@ fn inline_pipeline_spinning_serves_trades_and_stops() {
         used * 10 >= ticks_per_s,
         "an idle spinning node used {used} of {ticks_per_s} ticks in 1 s"
     );
-    let mut buyer = logged_on(node.port, 1);
-    let mut seller = logged_on(node.port, 2);
+    let mut buyer = FixClient::logged_on(node.port, 1);
+    let mut seller = FixClient::logged_on(node.port, 2);
     new_order(&mut buyer, "b1", "ACC1", "1", "100", "100.00");
     assert_eq!(buyer.expect(T).get(150), Some("0"));
     new_order(&mut seller, "s1", "ACC2", "2", "100", "100.00");
@@ -159,12 +151,12 @@ fn restart_after_a_reset_logon_repeats_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let port = ordo_tests::free_port();
         let node = Node::start_on(dir.path(), port, &[]);
-        let mut c = logged_on(node.port, 1);
+        let mut c = FixClient::logged_on(node.port, 1);
         new_order(&mut c, "before-reset", "ACC1", "1", "100", "99.00");
         assert_eq!(c.expect(T).get(150), Some("0"));
         drop(c);
         // Logon with reset: both sequences restart at 1.
-        let mut c = logged_on(node.port, 1);
+        let mut c = FixClient::logged_on(node.port, 1);
         if orders_after_reset == 1 {
             new_order(&mut c, "after-reset", "ACC1", "1", "100", "99.01");
             let ack = c.expect(T);
@@ -217,7 +209,7 @@ fn a_clean_restart_asks_for_no_resend() {
     let dir = tempfile::tempdir().unwrap();
     let port = ordo_tests::free_port();
     let node = Node::start_on(dir.path(), port, &[]);
-    let mut c = logged_on(node.port, 3);
+    let mut c = FixClient::logged_on(node.port, 3);
     new_order(&mut c, "c1", "ACC3", "1", "100", "99.00");
     assert_eq!(c.expect(T).get(150), Some("0"));
     // Admin traffic after the last order: three TestRequests.
@@ -280,7 +272,7 @@ fn a_torn_tail_after_a_crash_is_recovered_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let port = ordo_tests::free_port();
     let node = Node::start_on(dir.path(), port, &[]);
-    let mut c = logged_on(node.port, 4);
+    let mut c = FixClient::logged_on(node.port, 4);
     new_order(&mut c, "t1", "ACC4", "1", "100", "99.00");
     assert_eq!(c.expect(T).get(150), Some("0"));
     drop(c);
@@ -309,7 +301,7 @@ fn a_torn_tail_after_a_crash_is_recovered_at_start() {
 fn sigterm_stops_cleanly_with_the_journal_synced() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
-    let mut c = logged_on(node.port, 1);
+    let mut c = FixClient::logged_on(node.port, 1);
     new_order(&mut c, "o1", "ACC1", "1", "100", "99.50");
     let ack = c.expect(T);
     assert_eq!((ack.msg_type(), ack.get(150)), ("8", Some("0")), "{ack}");
@@ -326,7 +318,7 @@ fn restart_after_kill9_loses_no_acknowledged_order() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
     let port = node.port;
-    let mut c = logged_on(port, 2);
+    let mut c = FixClient::logged_on(port, 2);
     let mut acked = Vec::new();
     let mut last_in = 1u64;
     for i in 0..300 {
@@ -433,7 +425,7 @@ fn admin_halt_and_resume_are_sequenced() {
     let (code, answer) = admin(&["halt", "AAA"]);
     assert_eq!(code, Some(0), "{answer}");
     assert!(answer.starts_with("OK seq="), "{answer}");
-    let mut c = logged_on(node.port, 3);
+    let mut c = FixClient::logged_on(node.port, 3);
     new_order(&mut c, "h1", "ACC3", "1", "100", "100");
     let m = c.expect(T);
     assert_eq!(
@@ -477,7 +469,7 @@ fn admin_add_instrument_trades_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
     let port = node.port;
-    let mut c = logged_on(port, 3);
+    let mut c = FixClient::logged_on(port, 3);
     limit_on(&mut c, "EEE", "e0", "ACC3", "1", "10", "20.05");
     let m = c.expect(T);
     assert_eq!(
@@ -500,7 +492,7 @@ fn admin_add_instrument_trades_and_survives_a_restart() {
     limit_on(&mut c, "EEE", "e2", "ACC3", "1", "10", "20.05");
     let m = c.expect(T);
     assert_eq!((m.get(150), m.get(55)), (Some("0"), Some("EEE")), "{m}");
-    let mut seller = logged_on(port, 4);
+    let mut seller = FixClient::logged_on(port, 4);
     limit_on(&mut seller, "EEE", "s1", "ACC4", "2", "10", "20.05");
     let fill = loop {
         let m = seller.expect(T);
@@ -528,7 +520,7 @@ fn admin_add_instrument_trades_and_survives_a_restart() {
 
     // After a restart the node knows EEE from its journal: new orders on it are accepted.
     let node = Node::start_on(dir.path(), port, &[]);
-    let mut c = logged_on(port, 3);
+    let mut c = FixClient::logged_on(port, 3);
     limit_on(&mut c, "EEE", "e3", "ACC3", "1", "10", "19.95");
     let m = c.expect(T);
     assert_eq!(
@@ -561,7 +553,7 @@ fn market_data_feed_moves_the_reference_price() {
     feed.send("A", &[(98, "0"), (108, "30"), (141, "Y")]);
     assert_eq!(feed.expect(T).msg_type(), "A");
     feed.send("W", &[(55, "AAA"), (268, "1"), (269, "2"), (270, "150.00")]);
-    let mut c = logged_on(node.port, 5);
+    let mut c = FixClient::logged_on(node.port, 5);
     std::thread::sleep(Duration::from_millis(200));
     // 100.00 is now 33% below the reference: outside the 10% collar.
     new_order(&mut c, "m1", "ACC5", "1", "100", "100.00");
@@ -580,7 +572,7 @@ fn market_data_feed_moves_the_reference_price() {
 fn bad_input_setup() -> (tempfile::TempDir, Node, FixClient) {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
-    let healthy_session = logged_on(node.port, 8);
+    let healthy_session = FixClient::logged_on(node.port, 8);
     (dir, node, healthy_session)
 }
 
@@ -592,7 +584,7 @@ fn after(mut node: Node, mut healthy_session: FixClient) {
 #[test]
 fn garbage_bytes_are_skipped() {
     let (_d, node, h) = bad_input_setup();
-    let mut c = logged_on(node.port, 1);
+    let mut c = FixClient::logged_on(node.port, 1);
     c.send_raw(b"\x00\xffgarbage 8=not fix\x01\x01\x01 random junk");
     healthy(&mut c);
     after(node, h);
@@ -601,7 +593,7 @@ fn garbage_bytes_are_skipped() {
 #[test]
 fn oversized_frame_closes_the_connection() {
     let (_d, node, h) = bad_input_setup();
-    let mut c = logged_on(node.port, 1);
+    let mut c = FixClient::logged_on(node.port, 1);
     c.send_raw(b"8=FIX.4.4\x019=99999999\x0135=D\x01");
     let (closed, _) = c.closed_within(T);
     assert!(closed);
@@ -664,7 +656,7 @@ fn address_not_on_the_allow_list_is_disconnected_without_answer() {
     let config = dir.path().join("node.toml");
     std::fs::write(&config, text).unwrap();
     let node = Node::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
-    let h = logged_on(node.port, 8);
+    let h = FixClient::logged_on(node.port, 8);
     let mut far = FixClient::connect(node.port, "FAR", "ORDO").unwrap();
     far.send("A", &[(98, "0"), (108, "30"), (553, "FAR"), (554, "demo")]);
     let (closed, seen) = far.closed_within(T);
@@ -701,7 +693,7 @@ fn message_before_logon_is_disconnected() {
 #[test]
 fn forbidden_account_is_rejected() {
     let (_d, node, h) = bad_input_setup();
-    let mut c = logged_on(node.port, 1);
+    let mut c = FixClient::logged_on(node.port, 1);
     new_order(&mut c, "f1", "ACC2", "1", "100", "100");
     let m: Msg = c.expect(T);
     assert_eq!(
@@ -751,7 +743,7 @@ fn connection_bound_refuses_exactly_the_excess_and_idle_connections_time_out() {
     // when the logon timeout (2 s) passes; the logged-on session is unaffected throughout.
     let dir = tempfile::tempdir().unwrap();
     let node = node_with_settings(dir.path(), "max_connections = 4\nlogon_timeout_s = 2");
-    let mut h = logged_on(node.port, 8);
+    let mut h = FixClient::logged_on(node.port, 8);
     let opened = std::time::Instant::now();
     let mut conns: Vec<_> = (0..10)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", node.port)).unwrap())
@@ -792,7 +784,7 @@ fn connection_bound_refuses_exactly_the_excess_and_idle_connections_time_out() {
         "idle connections closed before the 2 s logon timeout"
     );
     // Their places are free again: a new session can log on.
-    let mut again = logged_on(node.port, 2);
+    let mut again = FixClient::logged_on(node.port, 2);
     healthy(&mut again);
     after(node, h);
 }
@@ -803,8 +795,8 @@ fn slow_consumer_is_disconnected_and_others_are_unaffected() {
     // blocks on the full socket before the bound is passed: the case that must not hang.
     let dir = tempfile::tempdir().unwrap();
     let node = node_with_settings(dir.path(), "outbound_queue = 2000");
-    let mut h = logged_on(node.port, 8);
-    let mut slow = logged_on(node.port, 1);
+    let mut h = FixClient::logged_on(node.port, 8);
+    let mut slow = FixClient::logged_on(node.port, 1);
     slow.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
     // Orders that rest (no trades), and never a read: every ack piles up in the node. Once the
     // client's socket buffers are full the node's pending output passes its bound, and it
@@ -926,8 +918,8 @@ fn burst_of_orders(c: &mut FixClient, n: usize) -> (usize, usize) {
 fn full_sequencer_queue_answers_system_busy_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let node = tiny_queues_node(dir.path(), 1);
-    let mut h = logged_on(node.port, 8);
-    let mut c = logged_on(node.port, 1);
+    let mut h = FixClient::logged_on(node.port, 8);
+    let mut c = FixClient::logged_on(node.port, 1);
     // The gateway takes the burst faster than the pipeline runs: the one-deep queue is full.
     let (acks, busy) = burst_of_orders(&mut c, 200);
     // How many fit depends on whether the pipeline ran between reads (the logon's own event
@@ -956,7 +948,7 @@ fn cancel_on_disconnect_gets_through_a_full_queue() {
     );
     std::fs::write(&config, text).unwrap();
     let node = Node::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
-    let mut c = logged_on(node.port, 1);
+    let mut c = FixClient::logged_on(node.port, 1);
     new_order(&mut c, "rest1", "ACC1", "1", "5", "101");
     assert_eq!(c.expect(T).get(150), Some("0"));
     // A burst that fills the one-deep queue, and the connection closed right behind it: the
@@ -965,7 +957,7 @@ fn cancel_on_disconnect_gets_through_a_full_queue() {
     c.send_raw(&burst);
     drop(c);
     // rest1 is gone: a sell at its price from another account does not trade; it rests.
-    let mut s = logged_on(node.port, 2);
+    let mut s = FixClient::logged_on(node.port, 2);
     new_order(&mut s, "sell1", "ACC2", "2", "5", "101");
     let m = s.expect(T);
     assert_eq!((m.get(11), m.get(150)), (Some("sell1"), Some("0")), "{m}");
@@ -980,7 +972,7 @@ fn engine_back_pressure_delays_but_loses_no_output() {
     let dir = tempfile::tempdir().unwrap();
     // Room for the whole burst in the queue; one held output and a one-deep channel after it.
     let node = tiny_queues_node(dir.path(), 1024);
-    let mut c = logged_on(node.port, 1);
+    let mut c = FixClient::logged_on(node.port, 1);
     let (acks, busy) = burst_of_orders(&mut c, 300);
     assert_eq!((acks, busy), (300, 0));
     healthy(&mut c);
@@ -1034,7 +1026,7 @@ fn mass_cancel_answers(c: &mut FixClient, expected_cancels: usize) -> (Vec<Strin
 fn mass_cancel_by_symbol_then_all() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
-    let mut c = logged_on(node.port, 1);
+    let mut c = FixClient::logged_on(node.port, 1);
     for (id, sym) in [("m1", "AAA"), ("m2", "AAA"), ("m3", "AAA"), ("m4", "BBB")] {
         order_on(&mut c, id, sym);
     }
@@ -1108,8 +1100,8 @@ fn threaded_pipelines_serve_trades_and_stop() {
     for pipeline in ["shared", "dedicated"] {
         let dir = tempfile::tempdir().unwrap();
         let node = Node::start(dir.path(), &["--pipeline", pipeline, "--durability", "batch"]);
-        let mut buyer = logged_on(node.port, 1);
-        let mut seller = logged_on(node.port, 2);
+        let mut buyer = FixClient::logged_on(node.port, 1);
+        let mut seller = FixClient::logged_on(node.port, 2);
         new_order(&mut buyer, "b1", "ACC1", "1", "100", "100.00");
         assert_eq!(buyer.expect(T).get(150), Some("0"), "{pipeline}");
         new_order(&mut seller, "s1", "ACC2", "2", "100", "100.00");
