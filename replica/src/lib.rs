@@ -9,6 +9,7 @@
 //! * [`cluster_file`]: the members and timings of `ordo node --cluster FILE`.
 //! * [`member`]: one member: raft on its journal, its dispatcher, its [`role`] (openraft 0.9 has
 //!   no CheckQuorum: a leader cut off from the majority is told to stop serving).
+//! * [`transfer`]: handing leadership to a chosen member (openraft 0.9 has no leader transfer).
 
 pub mod aeron;
 pub mod batch;
@@ -18,6 +19,7 @@ pub mod member;
 pub mod network;
 pub mod role;
 pub mod storage;
+pub mod transfer;
 pub mod transport;
 pub mod types;
 pub mod wire;

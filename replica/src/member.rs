@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::{Config, SnapshotPolicy};
 use ordo_journal::Durability;
@@ -91,6 +91,13 @@ pub struct RunningMember {
     pub log: JournalLog,
     /// Its role, updated on every metrics change and every heartbeat interval.
     pub role: tokio::sync::watch::Receiver<Role>,
+    /// Its requests to the other members (openraft's, and the leader transfer's).
+    pub(crate) rpc: Arc<Rpc>,
+    /// The term it leads and since when it was seen leading it (`crate::transfer` waits for
+    /// its own lease to run out from there).
+    pub(crate) leading_since: Arc<std::sync::Mutex<Option<(u64, Instant)>>>,
+    /// Its timings.
+    pub(crate) config: MemberConfig,
     dispatcher: tokio::task::JoinHandle<()>,
     watcher: tokio::task::JoinHandle<()>,
 }
@@ -113,22 +120,43 @@ impl RunningMember {
         )
         .await
         .map_err(|e| format!("member {}: raft: {e}", cfg.id))?;
-        let dispatcher = tokio::spawn(dispatch(inbox, raft.clone(), rpc));
+        let dispatcher = tokio::spawn(dispatch(inbox, raft.clone(), Arc::clone(&rpc)));
         let (role_tx, role) = tokio::sync::watch::channel(Role::Follower {
             term: 0,
             leader: None,
         });
         let watch = LeaderWatch::new(Duration::from_millis(cfg.quorum_timeout_ms));
         let every = Duration::from_millis(cfg.heartbeat_ms.max(1));
-        let watcher = tokio::spawn(watch_role(raft.clone(), watch, every, role_tx));
+        let leading_since = Arc::new(std::sync::Mutex::new(None));
+        let watcher = tokio::spawn(watch_role(
+            raft.clone(),
+            watch,
+            every,
+            role_tx,
+            Arc::clone(&leading_since),
+        ));
         Ok(RunningMember {
             id: cfg.id,
             raft,
             log,
             role,
+            rpc,
+            leading_since,
+            config: cfg.clone(),
             dispatcher,
             watcher,
         })
+    }
+
+    /// Its side of leader transfers (`crate::transfer`).
+    pub fn handover(&self) -> crate::transfer::Handover {
+        crate::transfer::Handover {
+            id: self.id,
+            raft: self.raft.clone(),
+            rpc: Arc::clone(&self.rpc),
+            leading_since: Arc::clone(&self.leading_since),
+            config: self.config.clone(),
+        }
     }
 
     /// Stops raft and the dispatcher (a clean stop; a killed member just disappears).
@@ -146,10 +174,20 @@ async fn watch_role(
     mut watch: LeaderWatch,
     every: Duration,
     tx: tokio::sync::watch::Sender<Role>,
+    leading_since: Arc<std::sync::Mutex<Option<(u64, Instant)>>>,
 ) {
     let mut metrics = raft.metrics();
     loop {
-        let role = watch.observe(&metrics.borrow_and_update(), std::time::Instant::now());
+        let now = Instant::now();
+        let role = watch.observe(&metrics.borrow_and_update(), now);
+        {
+            let mut since = leading_since.lock().unwrap_or_else(|p| p.into_inner());
+            *since = match (role, *since) {
+                (Role::Leader { term } | Role::CutOff { term }, Some((t, at))) if t == term => Some((t, at)),
+                (Role::Leader { term } | Role::CutOff { term }, _) => Some((term, now)),
+                _ => None,
+            };
+        }
         tx.send_if_modified(|r| std::mem::replace(r, role) != role);
         if role == Role::Stopped {
             return;
@@ -174,6 +212,9 @@ async fn dispatch(mut inbox: Inbox, raft: Raft, rpc: Arc<Rpc>) {
                 let rpc = Arc::clone(&rpc);
                 tokio::spawn(async move {
                     let body = match body {
+                        Request::Campaign { term, last_index } => {
+                            Response::Campaign(crate::transfer::campaign(&raft, from, term, last_index).await)
+                        }
                         Request::Vote(r) => Response::Vote(raft.vote(r).await),
                         Request::Append(r) => Response::Append(raft.append_entries(r).await),
                         Request::Snapshot(r) => Response::Snapshot(raft.install_snapshot(r).await),

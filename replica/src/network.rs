@@ -39,7 +39,7 @@ pub struct Rpc {
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
 #[error("member {to}: {reason}")]
-struct NoAnswer {
+pub(crate) struct NoAnswer {
     to: NodeId,
     reason: &'static str,
 }
@@ -69,7 +69,9 @@ impl Rpc {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn call(&self, to: NodeId, body: Request, ttl: Duration) -> Result<Response, NoAnswer> {
+    /// Sends `body` to `to` and waits for its answer for at most `ttl` times
+    /// [`RPC_TIMEOUT_FACTOR`].
+    pub(crate) async fn call(&self, to: NodeId, body: Request, ttl: Duration) -> Result<Response, NoAnswer> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let bytes = wire::encode(&Wire::Request {
             id,

@@ -1,5 +1,6 @@
-//! Messages between members: openraft's requests and responses, each with a correlation id, as
-//! bytes (bincode). Every transport carries these bytes and nothing else.
+//! Messages between members: openraft's requests and responses, and our leader-transfer request
+//! ([`Request::Campaign`]), each with a correlation id, as bytes (bincode). Every transport
+//! carries these bytes and nothing else.
 
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -34,9 +35,18 @@ pub enum Wire {
     },
 }
 
-/// openraft's requests.
+/// The requests.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
+    /// From the leader of `term`, which is handing leadership over (`crate::transfer`): start an
+    /// election now, if this member still follows that leader in that term and its log holds
+    /// the leader's last index.
+    Campaign {
+        /// The leader's term.
+        term: u64,
+        /// The leader's last log index (the receiver's log must reach it).
+        last_index: Option<u64>,
+    },
     /// RequestVote.
     Vote(VoteRequest<NodeId>),
     /// AppendEntries (also the heartbeat).
@@ -45,9 +55,11 @@ pub enum Request {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
 }
 
-/// openraft's responses.
+/// The responses.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
+    /// To a Campaign: the election has begun, or why not.
+    Campaign(Result<(), String>),
     /// To a Vote.
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// To an Append.

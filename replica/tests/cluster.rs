@@ -128,3 +128,37 @@ async fn members_agree_over_a_network_that_drops_duplicates_and_reorders() {
     c.assert_identical(&acked);
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_is_handed_to_the_member_named_and_refused_where_it_cannot_be() {
+    use ordo_replica::transfer::TransferError;
+    let c = Cluster::start(5, Faults::default()).await;
+    let mut acked = c.write("before", 50).await;
+    let old = c.leader().await;
+    let follower = *IDS.iter().find(|&&id| id != old).unwrap();
+    let term = c.members[&old].raft.metrics().borrow().current_term;
+    // Refused: to itself, to a member that is not in the cluster, from a follower.
+    let leader_side = c.members[&old].handover();
+    assert_eq!(
+        leader_side.transfer_to(old).await,
+        Err(TransferError::AlreadyLeader(old))
+    );
+    assert_eq!(leader_side.transfer_to(9).await, Err(TransferError::NotVoter(9)));
+    assert_eq!(
+        c.members[&follower].handover().transfer_to(old).await,
+        Err(TransferError::NotLeader)
+    );
+    // Handed over: the member named leads in a later term, and the log carries on unbroken.
+    let done = leader_side.transfer_to(follower).await.expect("transferred");
+    assert_eq!(done.to, follower);
+    assert!(done.term > term, "term {} after {term}", done.term);
+    assert_eq!(c.leader().await, follower);
+    assert!(
+        !matches!(*c.members[&old].role.borrow(), Role::Leader { .. }),
+        "the old leader still leads"
+    );
+    acked.extend(c.write("after", 50).await);
+    c.settle().await;
+    c.assert_identical(&acked);
+    c.shutdown().await;
+}

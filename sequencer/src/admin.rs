@@ -205,6 +205,15 @@ async fn execute(node: &NodeHandle, line: &str) -> String {
     let command: Result<Admin, String> = match words.as_slice() {
         ["ping"] => return "OK".into(),
         ["status"] => return format!("OK {}", node.status()),
+        ["transfer-leader", to] => {
+            return match to.parse::<u64>() {
+                Ok(to) => match node.transfer_leader(to).await {
+                    Ok(done) => format!("OK {done}"),
+                    Err(e) => format!("ERROR {e}"),
+                },
+                Err(_) => format!("ERROR transfer-leader: not a member id: {to:?}"),
+            };
+        }
         ["halt", sym] => instrument(sym).map(|instrument| Admin::Halt { instrument }),
         ["resume", sym] => instrument(sym).map(|instrument| Admin::Resume { instrument }),
         ["kill", acc, "on"] => account(acc).map(|account| Admin::KillSwitch {
@@ -222,7 +231,7 @@ async fn execute(node: &NodeHandle, line: &str) -> String {
             })
         }),
         _ => Err(format!(
-            "unknown command {line:?} (halt SYM | resume SYM | kill ACCOUNT on|off | limits ACCOUNT key=value... | add SYM tick=T reference=R [key=value...] | ping)"
+            "unknown command {line:?} (halt SYM | resume SYM | kill ACCOUNT on|off | limits ACCOUNT key=value... | add SYM tick=T reference=R [key=value...] | status | transfer-leader ID | ping)"
         )),
     };
     match command {

@@ -197,6 +197,14 @@ impl NodeHandle {
             .map_err(|_| "not sequenced: the sequencer stopped or leadership ended".to_string())
     }
 
+    /// `ordo admin transfer-leader N`: hands leadership to member `to` (cluster members only).
+    pub async fn transfer_leader(&self, to: u64) -> Result<String, String> {
+        match &self.member {
+            Some(m) => m.transfer_leader(to).await,
+            None => Err("a single node: there is no other member to lead".to_string()),
+        }
+    }
+
     /// `ordo admin status`: the member's role, term, leader and positions.
     pub fn status(&self) -> String {
         match &self.member {
@@ -369,7 +377,7 @@ async fn member_log(
         member: Some(Member {
             view: MemberView {
                 serving: Some(serving.clone()),
-                ..consensus.view(spec)
+                ..consensus.view(spec, Arc::clone(&gate), inbound_tx.bell())
             },
             consensus,
             serving,

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use ordo_replica::batch::{Batch, MAX_BATCH_BYTES};
 use ordo_replica::types::Raft;
@@ -30,7 +31,8 @@ pub use ordo_replica::cluster_file::MAX_IN_FLIGHT_ENTRIES;
 const ENTRIES_PER_CYCLE: usize = 32;
 
 /// What the member's role tells its sequencer: whether to lead, in which term, and from which
-/// timestamp on. Written by the role watch, read by the sequencer once per duty cycle.
+/// timestamp on. Written by the role watch, read by the sequencer once per duty cycle. Also
+/// where a leader transfer holds the sequencer (`docs/REPLICATION.md`, 4.3).
 #[derive(Debug, Default)]
 pub struct LeaderGate {
     /// The term this member leads in; 0 when it does not lead.
@@ -39,7 +41,16 @@ pub struct LeaderGate {
     floor_ns: AtomicU64,
     /// The log held no event when leadership began: the genesis records come first.
     fresh: AtomicBool,
+    /// A leader transfer asks the sequencer to take no input (inputs wait in their lanes).
+    hold: AtomicBool,
+    /// The sequencer has seen `hold` at the start of a duty cycle: it proposes nothing more.
+    held: AtomicBool,
+    /// Entries proposed and not yet answered.
+    in_flight: AtomicUsize,
 }
+
+/// How often a transfer looks whether the sequencer has gone quiet.
+const QUIET_POLL: Duration = Duration::from_millis(1);
 
 /// A change of leadership the sequencer acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +76,63 @@ impl LeaderGate {
         assert!(term > 0, "terms start at 1");
         self.floor_ns.store(floor_ns, Ordering::Relaxed);
         self.fresh.store(fresh, Ordering::Relaxed);
+        self.release();
         // Release: a sequencer that reads the term reads the floor and freshness stored above.
         self.term.store(term, Ordering::Release);
     }
 
-    /// Leads no more.
+    /// Leads no more. A transfer's hold ends with the leadership.
     pub fn step_down(&self) {
         self.term.store(0, Ordering::Release);
+        self.release();
+    }
+
+    /// Asks the sequencer to take no more input (a leader transfer); see [`Self::quiet`].
+    pub fn hold(&self) {
+        self.hold.store(true, Ordering::Release);
+    }
+
+    /// The sequencer takes input again.
+    pub fn release(&self) {
+        self.hold.store(false, Ordering::Release);
+        self.held.store(false, Ordering::Release);
+    }
+
+    /// Whether the sequencer is asked to take no input.
+    pub fn holding(&self) -> bool {
+        self.hold.load(Ordering::Acquire)
+    }
+
+    /// The sequencer's acknowledgement of [`Self::hold`], at the start of a duty cycle (the
+    /// cycle before has proposed all it built).
+    pub fn note_held(&self) {
+        self.held.store(true, Ordering::Release);
+    }
+
+    /// Entries proposed and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Waits (at most `within`) until the sequencer holds and every proposal is answered:
+    /// the leader's log no longer grows. `bell` wakes the sequencer to see the hold.
+    pub async fn quiet(&self, bell: &Bell, within: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        bell.ring();
+        while !(self.held.load(Ordering::Acquire) && self.in_flight() == 0) {
+            if self.term() == 0 {
+                return Err("leadership ended".into());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the sequencer did not go quiet within {} ms ({} entries unanswered)",
+                    within.as_millis(),
+                    self.in_flight()
+                ));
+            }
+            tokio::time::sleep(QUIET_POLL).await;
+        }
+        Ok(())
     }
 
     /// The term led in, 0 if none.
@@ -106,7 +167,6 @@ pub struct Proposer {
     /// The term the sequencer leads in (0: not leading).
     term: u64,
     tx: mpsc::Sender<Proposal>,
-    in_flight: Arc<AtomicUsize>,
     max_in_flight: usize,
     batch: Batch,
     tracked: Vec<(u32, oneshot::Sender<u64>)>,
@@ -137,7 +197,7 @@ impl Proposer {
 
     /// Whether another entry may be proposed now.
     pub fn has_room(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) < self.max_in_flight
+        self.gate.in_flight() < self.max_in_flight
     }
 
     /// Adds `event`, stamped `ts`, to the entry being built; `reply` gets its journal seq once
@@ -187,9 +247,9 @@ impl Proposer {
         };
         // Counted before it is sent: the channel holds the bound plus what one cycle can add
         // (the sequencer checks `has_room` before taking input), so it is never full here.
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.gate.in_flight.fetch_add(1, Ordering::AcqRel);
         self.tx.try_send(proposal).map_err(|e| {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.gate.in_flight.fetch_sub(1, Ordering::AcqRel);
             match e {
                 mpsc::error::TrySendError::Full(_) => "proposals beyond their bound".to_string(),
                 mpsc::error::TrySendError::Closed(_) => "raft stopped".to_string(),
@@ -212,21 +272,13 @@ pub fn spawn(
     // entry (its inputs fill an entry's 128 KiB: at most 256 inputs of at most ~8 KiB, so fewer
     // than `ENTRIES_PER_CYCLE`).
     let (tx, rx) = mpsc::channel::<Proposal>(MAX_IN_FLIGHT_ENTRIES + ENTRIES_PER_CYCLE);
-    let in_flight = Arc::new(AtomicUsize::new(0));
     let (answers_tx, answers_rx) = mpsc::channel(MAX_IN_FLIGHT_ENTRIES + ENTRIES_PER_CYCLE);
-    runtime.spawn(propose(
-        raft,
-        rx,
-        answers_tx,
-        Arc::clone(&in_flight),
-        bell.clone(),
-    ));
-    runtime.spawn(collect(answers_rx, Arc::clone(&in_flight), bell));
+    runtime.spawn(propose(raft, rx, answers_tx, Arc::clone(&gate), bell.clone()));
+    runtime.spawn(collect(answers_rx, Arc::clone(&gate), bell));
     Proposer {
         gate,
         term: 0,
         tx,
-        in_flight,
         max_in_flight,
         batch: Batch::default(),
         tracked: Vec::new(),
@@ -246,7 +298,7 @@ async fn propose(
     raft: Raft,
     mut rx: mpsc::Receiver<Proposal>,
     answers: mpsc::Sender<Answer>,
-    in_flight: Arc<AtomicUsize>,
+    gate: Arc<LeaderGate>,
     bell: Bell,
 ) {
     while let Some(p) = rx.recv().await {
@@ -258,7 +310,7 @@ async fn propose(
             }
             Err(fatal) => {
                 tracing::error!(%fatal, "raft stopped: proposal dropped");
-                in_flight.fetch_sub(1, Ordering::AcqRel);
+                gate.in_flight.fetch_sub(1, Ordering::AcqRel);
                 bell.ring();
             }
         }
@@ -269,7 +321,7 @@ async fn propose(
 /// seq of their record. A proposal refused because this member no longer leads is dropped: its
 /// inputs were never committed and nobody was told anything about them (`docs/REPLICATION.md`,
 /// 8.3).
-async fn collect(mut rx: mpsc::Receiver<Answer>, in_flight: Arc<AtomicUsize>, bell: Bell) {
+async fn collect(mut rx: mpsc::Receiver<Answer>, gate: Arc<LeaderGate>, bell: Bell) {
     while let Some((answer, tracked)) = rx.recv().await {
         match answer.await {
             Ok(Ok(written)) => {
@@ -280,7 +332,7 @@ async fn collect(mut rx: mpsc::Receiver<Answer>, in_flight: Arc<AtomicUsize>, be
             Ok(Err(e)) => tracing::debug!(%e, "proposal not committed"),
             Err(_) => tracing::debug!("proposal dropped by raft"),
         }
-        in_flight.fetch_sub(1, Ordering::AcqRel);
+        gate.in_flight.fetch_sub(1, Ordering::AcqRel);
         bell.ring();
     }
 }

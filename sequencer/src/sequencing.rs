@@ -570,6 +570,13 @@ impl SequencerAgent {
         if p.term() == 0 {
             return Ok(Some(self.drop_inputs()));
         }
+        if p.gate().holding() {
+            // A leader transfer: no input, no tick, no clock record (the log must stop growing
+            // for the new leader to catch up); inputs wait in their lanes (`docs/REPLICATION.md`,
+            // 4.3). The previous cycle proposed everything it built.
+            p.gate().note_held();
+            return Ok(Some(0));
+        }
         Ok((!p.has_room()).then_some(0))
     }
 

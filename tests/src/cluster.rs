@@ -186,6 +186,24 @@ impl Cluster {
         }
     }
 
+    /// `ordo admin COMMAND...` on member `id`: its exit code and its answer line.
+    pub fn admin(&self, id: u64, command: &[&str]) -> (i32, String) {
+        let out = Command::new(ordo_bin())
+            .args(["admin", "--data-dir"])
+            .arg(self.data_dir(id))
+            .args(command)
+            .output()
+            .expect("run ordo admin");
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        )
+    }
+
     /// Member `id`'s status, None when it does not answer.
     pub fn status(&self, id: u64) -> Option<Status> {
         let out = Command::new(ordo_bin())

@@ -330,3 +330,106 @@ fn twenty_leaders_killed_under_load_lose_and_duplicate_nothing() {
         "not every failover ended with a report:\n{stdout}"
     );
 }
+
+/// `ordo admin transfer-leader N` (`docs/REPLICATION.md`, 4.3): refused where it cannot be
+/// done; done, the member named leads, the old leader's clients are disconnected and carry on
+/// with it without a reset, and the committed prefixes agree.
+#[test]
+fn leadership_is_handed_to_the_member_named_and_a_session_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3);
+    let all = [1, 2, 3];
+    let leader = cluster.leader_among(&all, Duration::from_secs(30));
+    let target = *all.iter().find(|&&id| id != leader).unwrap();
+    let other = *all.iter().find(|&&id| id != leader && id != target).unwrap();
+
+    let (code, text) = cluster.admin(other, &["transfer-leader", &target.to_string()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("not the leader: member {leader} leads")),
+        "{text}"
+    );
+    let (code, text) = cluster.admin(leader, &["transfer-leader", "9"]);
+    assert!(
+        code == 1 && text.contains("no member 9 in the cluster file"),
+        "{text}"
+    );
+    let (code, text) = cluster.admin(leader, &["transfer-leader", &leader.to_string()]);
+    assert!(
+        code == 1 && text.contains(&format!("member {leader} leads already")),
+        "{text}"
+    );
+
+    let mut c1 = FixClient::logged_on(cluster.fix_ports[&leader], 1);
+    limit(&mut c1, "b1", "ACC1", "1", "100", "100.00");
+    let ack = c1.expect(T);
+    assert_eq!((ack.get(150), ack.get(11)), (Some("0"), Some("b1")), "{ack}");
+
+    let (code, text) = cluster.admin(leader, &["transfer-leader", &target.to_string()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with(&format!("OK to={target} term=")), "{text}");
+    assert!(text.contains(" pause_ms="), "{text}");
+    assert_eq!(cluster.leader_among(&all, Duration::from_secs(10)), target);
+    // The old leader closed the connection without a word (it no longer leads).
+    let (closed, seen) = c1.closed_within(T);
+    assert!(closed && seen.is_empty(), "the old leader sent {seen:?}");
+
+    // Back at the new leader with its next number and no reset: the session carries on.
+    let mut back = FixClient::connect(cluster.fix_ports[&target], "CLIENT1", "ORDO").unwrap();
+    back.next_out = c1.next_out;
+    let logon = back.logon("CLIENT1", "demo", false);
+    assert_eq!((logon.msg_type(), logon.seq()), ("A", ack.seq() + 1), "{logon}");
+    limit(&mut back, "b2", "ACC1", "1", "10", "99.00");
+    let ack2 = back.expect(T);
+    assert_eq!(
+        (ack2.msg_type(), ack2.get(150), ack2.get(11), ack2.seq()),
+        ("8", Some("0"), Some("b2"), ack.seq() + 2),
+        "{ack2}"
+    );
+    let committed = cluster.status(target).unwrap().committed_seq;
+    cluster.committed_on(&all, committed, T);
+    committed_prefixes_agree(&cluster, &all);
+}
+
+/// Leadership handed over three times under load (`ordo demo --transfer`): nothing
+/// acknowledged is lost, nothing is duplicated, and every transfer is answered.
+#[test]
+fn leadership_handed_over_under_load_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(ordo_tests::ordo_bin())
+        .args([
+            "demo",
+            "--transfer",
+            "--failovers",
+            "3",
+            "--rate",
+            "500",
+            "--duration-s",
+            "12",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("run ordo demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("DEMO "))
+        .unwrap_or_else(|| panic!("no DEMO line:\n{stdout}\n{stderr}"));
+    eprintln!("{line}");
+    assert!(
+        line.contains(" lost=0 ") && line.contains(" duplicates=0 "),
+        "{line}"
+    );
+    assert!(
+        out.status.success(),
+        "ordo demo failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let transfers = stdout
+        .lines()
+        .filter(|l| l.starts_with("demo: transfer-leader ") && l.contains(": OK to="))
+        .count();
+    assert_eq!(transfers, 3, "{stdout}");
+}

@@ -45,6 +45,10 @@ pub struct DemoArgs {
     /// median, and each failover is printed.
     #[arg(long, default_value_t = 1)]
     pub failovers: u32,
+    /// Hand leadership over with `ordo admin transfer-leader` (to the next member) instead of
+    /// killing the leader; each answer (with its `pause_ms`) is printed.
+    #[arg(long)]
+    pub transfer: bool,
     /// Keep the media drivers' files in the data directory instead of /dev/shm (to compare).
     #[arg(long)]
     pub aeron_on_disk: bool,
@@ -147,6 +151,11 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
         let due = started + Duration::from_secs(1) + every * n;
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
         kills.push(Instant::now());
+        if args.transfer {
+            transfer(&members, leader)?;
+            leader = wait_for_leader(&members, Some(leader), Duration::from_secs(30))?;
+            continue;
+        }
         if let Some(mut c) = members.children[leader].take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -198,8 +207,9 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
     times_ms.sort_unstable();
     if times_ms.len() > 1 {
         println!(
-            "demo: {} failovers, ms to the first ExecutionReport from the new leader: {times_ms:?}",
-            times_ms.len()
+            "demo: {} {}, ms to the first ExecutionReport from the new leader: {times_ms:?}",
+            times_ms.len(),
+            if args.transfer { "transfers" } else { "failovers" }
         );
     }
     let failover_ms = times_ms
@@ -267,6 +277,23 @@ impl Members {
         let child = member(index + 1, file, &self.dirs[index], aeron)?;
         self.children[index] = Some(child);
         Ok(())
+    }
+}
+
+/// `ordo admin transfer-leader` on the leader (index `leader`), to the next member.
+fn transfer(members: &Members, leader: usize) -> Result<(), String> {
+    let to = (leader + 1) % members.dirs.len();
+    let answer =
+        ordo_sequencer::admin::request(&members.dirs[leader], &format!("transfer-leader {}", to + 1))?;
+    println!(
+        "demo: transfer-leader from member {} to member {}: {answer}",
+        leader + 1,
+        to + 1
+    );
+    if answer.starts_with("OK") {
+        Ok(())
+    } else {
+        Err(format!("transfer-leader refused: {answer}"))
     }
 }
 

@@ -183,7 +183,8 @@ pub struct AdminArgs {
     /// The command: `halt SYM`, `resume SYM`, `kill ACCOUNT on|off`,
     /// `limits ACCOUNT max_order_qty=N max_order_notional=N max_open_orders=N max_position=N credit_limit=N`,
     /// `add SYM tick=DECIMAL reference=DECIMAL [min_price= max_price= collar_bps= breaker_bps=
-    /// breaker_window_s= breaker_halt_s=]`, `ping`.
+    /// breaker_window_s= breaker_halt_s=]`, `status`, `transfer-leader ID` (cluster members:
+    /// hand leadership to member ID; answers `OK to= term= pause_ms= quiet_ms= caught_up_ms=`), `ping`.
     #[arg(required = true, num_args = 1..)]
     pub command: Vec<String>,
 }
