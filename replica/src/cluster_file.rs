@@ -2,9 +2,9 @@
 //!
 //! ```toml
 //! [cluster]
-//! heartbeat_ms = 40
+//! heartbeat_ms = 50
 //! election_timeout_min_ms = 120
-//! election_timeout_max_ms = 240
+//! election_timeout_max_ms = 200
 //!
 //! [[member]]
 //! id = 1
@@ -34,8 +34,10 @@ pub const MAX_MEMBERS: usize = 7;
 pub struct Timings {
     /// Leader heartbeat interval.
     pub heartbeat_ms: u64,
-    /// Election timeout range: a follower that hears no leader for a time drawn from it
-    /// campaigns; a leader that hears no quorum for the maximum stops serving.
+    /// Election timeout range. Each member draws from a narrow slice of its own, by its place
+    /// among the ids ([`Timings::election_slice`]). A follower campaigns once it has heard no
+    /// leader for its lease (its slice's maximum: openraft's rule) plus the time drawn. A leader
+    /// that hears no quorum for the range's maximum stops serving.
     pub election_timeout_min_ms: u64,
     /// See `election_timeout_min_ms`.
     pub election_timeout_max_ms: u64,
@@ -52,11 +54,38 @@ pub const MAX_IN_FLIGHT_ENTRIES: usize = 64;
 impl Default for Timings {
     fn default() -> Self {
         Timings {
-            heartbeat_ms: 40,
+            heartbeat_ms: 50,
             election_timeout_min_ms: 120,
-            election_timeout_max_ms: 240,
+            election_timeout_max_ms: 200,
             max_in_flight_entries: 4,
         }
+    }
+}
+
+impl Timings {
+    /// The election timeout range of the member at `place` (0-based, by id) among `count`:
+    /// `[lo, lo + width)` with `lo` spread over the cluster's range by place and `width` a
+    /// quarter of the spacing (`docs/REPLICATION.md`, 4.5). The spacing keeps two members from
+    /// campaigning together. The width is kept narrow because openraft 0.9 makes a follower
+    /// that knows a leader wait its lease, which is its own maximum, before its timeout even
+    /// starts: a wide slice would only add to every failover.
+    pub fn election_slice(&self, place: u64, count: u64) -> (u64, u64) {
+        assert!(place < count, "place {place} among {count}");
+        let step = (self.election_timeout_max_ms - self.election_timeout_min_ms) / count;
+        let lo = self.election_timeout_min_ms + place * step;
+        (lo, lo + (step / 4).max(1))
+    }
+
+    /// The earliest a follower can campaign after it last heard the leader, ms: the first
+    /// slice's lease plus its minimum.
+    pub fn earliest_campaign_ms(&self, count: u64) -> u64 {
+        let (lo, hi) = self.election_slice(0, count);
+        hi + lo
+    }
+
+    /// How often a member's role watch looks at its metrics when nothing changes, ms.
+    pub fn watch_period_ms(&self) -> u64 {
+        (self.heartbeat_ms / 4).max(1)
     }
 }
 
@@ -128,6 +157,17 @@ impl ClusterFile {
             return Err(ClusterFileError(format!(
                 "election_timeout_min_ms {} must be below election_timeout_max_ms {}",
                 t.election_timeout_min_ms, t.election_timeout_max_ms
+            )));
+        }
+        // A leader cut off from the majority must stop serving before any follower can
+        // campaign (`docs/REPLICATION.md`, 4.4).
+        let count = self.members.len().clamp(1, MAX_MEMBERS) as u64;
+        if t.election_timeout_max_ms + t.watch_period_ms() >= t.earliest_campaign_ms(count) {
+            return Err(ClusterFileError(format!(
+                "election_timeout_max_ms {} (when a leader without a quorum stops serving, plus {} ms for its watch to see it) must be below {} ms, the earliest a follower can campaign (twice election_timeout_min_ms plus the slice's width): raise election_timeout_min_ms or lower election_timeout_max_ms",
+                t.election_timeout_max_ms,
+                t.watch_period_ms(),
+                t.earliest_campaign_ms(count)
             )));
         }
         if t.max_in_flight_entries == 0 || t.max_in_flight_entries > MAX_IN_FLIGHT_ENTRIES {
@@ -206,6 +246,19 @@ mod tests {
                 .0
                 .contains("heartbeat_ms")
         );
+        // A cut-off leader would still serve when a follower may already campaign.
+        let wide = format!(
+            "[cluster]\nelection_timeout_min_ms = 120\nelection_timeout_max_ms = 240\n{}{}{}",
+            member(1, 9000),
+            member(2, 9020),
+            member(3, 9040)
+        );
+        assert!(
+            ClusterFile::parse(&wide)
+                .unwrap_err()
+                .0
+                .contains("the earliest a follower can campaign")
+        );
         let in_flight = format!("[cluster]\nmax_in_flight_entries = 0\n{}", member(1, 9000));
         assert!(
             ClusterFile::parse(&in_flight)
@@ -229,5 +282,21 @@ mod tests {
         // Node settings beside the cluster's are left to the node.
         let with_node = format!("durability = \"batch\"\n{}", member(1, 9000));
         assert!(ClusterFile::parse(&with_node).is_ok());
+    }
+
+    #[test]
+    fn members_draw_from_narrow_slices_spread_by_place() {
+        let t = Timings::default();
+        assert_eq!(t.election_slice(0, 3), (120, 126));
+        assert_eq!(t.election_slice(1, 3), (146, 152));
+        assert_eq!(t.election_slice(2, 3), (172, 178));
+        // The first member's lease (126) plus its minimum (120).
+        assert_eq!(t.earliest_campaign_ms(3), 246);
+        // The cut-off (200) and the watch's period (12) come before it.
+        assert_eq!(t.watch_period_ms(), 12);
+        assert!(t.election_timeout_max_ms + t.watch_period_ms() < t.earliest_campaign_ms(3));
+        // Seven members: slices of one tick's width stay apart.
+        let slices: Vec<(u64, u64)> = (0..7).map(|p| t.election_slice(p, 7)).collect();
+        assert!(slices.windows(2).all(|w| w[0].1 <= w[1].0), "{slices:?}");
     }
 }

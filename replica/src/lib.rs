@@ -1,7 +1,8 @@
 //! Consensus for ordo: openraft 0.9 decides leadership and commit, and the journal is its log
 //! (`docs/REPLICATION.md`).
 //!
-//! * [`storage`]: openraft's log storage and state machine on the journal.
+//! * [`storage`]: openraft's log storage and state machine on the journal; [`vote_file`]: its
+//!   vote, saved in place.
 //! * [`entry`]: the ENTRY record (one raft entry in the journal); [`batch`]: an entry's records.
 //! * [`transport`]: the seam between members, with [`transport::SimNet`] for tests and
 //!   [`aeron::AeronTransport`] (UDP between members);
@@ -22,4 +23,5 @@ pub mod storage;
 pub mod transfer;
 pub mod transport;
 pub mod types;
+pub mod vote_file;
 pub mod wire;

@@ -6,8 +6,9 @@
 //! * The index (raft index -> log id and first seq) lives in memory, rebuilt at open by one pass
 //!   over the journal. An entry whose records were cut by a crash is removed at open (it was
 //!   never acknowledged: [`LogFlushed`] is called only once every record is durable).
-//! * The vote is a file beside the journal, written aside, fsynced and renamed: a member must
-//!   never vote twice in one term, whatever its durability policy.
+//! * The vote is a file beside the journal, overwritten in place ([`crate::vote_file`]) and
+//!   fsynced when the journal's policy fsyncs: it survives what the log survives, so a member
+//!   never votes twice in one term within what its policy promises.
 //! * Committed: the journal's `committed` position (truncation never goes below it), set when
 //!   openraft saves it and when it applies entries.
 //! * Purge is logical: consensus never deletes journal segments (the journal is the audit
@@ -38,9 +39,7 @@ use ordo_journal::{Durability, JournalConfig, JournalReader, JournalWriter, Posi
 use crate::batch::Batch;
 use crate::entry::{self, EntryHeader, KIND_ENTRY};
 use crate::types::{Entry, LogId, Member, NodeId, Placed, StorageError, StoredMembership, TypeConfig, Vote};
-
-/// The vote file inside the raft directory.
-const VOTE_FILE: &str = "vote";
+use crate::vote_file::VoteFile;
 
 /// Where one entry is in the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +131,8 @@ struct Shared {
 #[derive(Clone)]
 pub struct JournalLog {
     shared: Arc<Shared>,
-    raft_dir: PathBuf,
+    /// The vote (`crate::vote_file`), saved in place.
+    vote: Arc<Mutex<VoteFile>>,
     last_purged: Option<LogId>,
     /// The log store's own reader (openraft reads entries back to apply them): kept open, so
     /// that consecutive reads continue where the last one ended instead of reopening the
@@ -168,6 +168,9 @@ fn read_error(what: impl std::fmt::Display) -> StorageError {
     }
 }
 
+/// A vote save or log append this slow is logged (openraft's core is blocked while it runs).
+const SLOW_IO: Duration = Duration::from_millis(20);
+
 /// Opens (creating if needed) the raft log in `dir/journal` with its vote in `dir/raft`.
 pub fn open(dir: &Path, durability: Durability) -> Result<(JournalLog, JournalStateMachine), OpenError> {
     let journal_dir = dir.join("journal");
@@ -186,6 +189,11 @@ pub fn open(dir: &Path, durability: Durability) -> Result<(JournalLog, JournalSt
     let index = scan(&journal_dir, &mut writer)?;
     let positions = Arc::clone(writer.positions());
     let flusher = durability.fsyncs().then(|| start_flusher(Arc::clone(&positions)));
+    // The vote survives what the log survives: synced when the journal's policy syncs.
+    let vote = VoteFile::open(&raft_dir, durability.fsyncs()).map_err(|e| OpenError::Vote {
+        path: e.path,
+        reason: e.reason,
+    })?;
     let shared = Arc::new(Shared {
         dir: journal_dir,
         writer: Mutex::new(writer),
@@ -195,7 +203,7 @@ pub fn open(dir: &Path, durability: Durability) -> Result<(JournalLog, JournalSt
     });
     let log = JournalLog {
         shared: Arc::clone(&shared),
-        raft_dir,
+        vote: Arc::new(Mutex::new(vote)),
         last_purged: None,
         reader: Arc::new(tokio::sync::Mutex::new(JournalLogReader {
             shared: Arc::clone(&shared),
@@ -341,19 +349,6 @@ impl JournalLog {
             return false;
         };
         index.last_seq + 1 - first.first_seq > index.slots.len() as u64
-    }
-
-    fn write_vote(&self, vote: &Vote) -> std::io::Result<()> {
-        let bytes = bincode::serialize(vote).map_err(std::io::Error::other)?;
-        let path = self.raft_dir.join(VOTE_FILE);
-        let aside = self.raft_dir.join(format!("{VOTE_FILE}.new"));
-        {
-            let mut f = std::fs::File::create(&aside)?;
-            std::io::Write::write_all(&mut f, &bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&aside, &path)?;
-        std::fs::File::open(&self.raft_dir)?.sync_all()
     }
 
     fn append_entries(&self, entries: impl Iterator<Item = Entry>) -> Result<u64, StorageError> {
@@ -519,24 +514,20 @@ impl RaftLogStorage<TypeConfig> for JournalLog {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.write_vote(vote).map_err(|e| StorageError::IO {
-            source: StorageIOError::write_vote(AnyError::error(format!("{}: {e}", self.raft_dir.display()))),
+        let started = std::time::Instant::now();
+        let r = self.vote.lock().unwrap_or_else(|p| p.into_inner()).save(vote);
+        let took = started.elapsed();
+        if took >= SLOW_IO {
+            // openraft's core waits for it: no heartbeat, vote or append meanwhile.
+            tracing::warn!(ms = took.as_millis() as u64, %vote, "slow vote save");
+        }
+        r.map_err(|e| StorageError::IO {
+            source: StorageIOError::write_vote(AnyError::error(e.to_string())),
         })
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        let path = self.raft_dir.join(VOTE_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => bincode::deserialize(&bytes)
-                .map(Some)
-                .map_err(|e| StorageError::IO {
-                    source: StorageIOError::read_vote(AnyError::error(format!("{}: {e}", path.display()))),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageError::IO {
-                source: StorageIOError::read_vote(AnyError::error(format!("{}: {e}", path.display()))),
-            }),
-        }
+        Ok(self.vote.lock().unwrap_or_else(|p| p.into_inner()).vote())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
@@ -570,7 +561,12 @@ impl RaftLogStorage<TypeConfig> for JournalLog {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let started = std::time::Instant::now();
         let last_seq = self.append_entries(entries.into_iter())?;
+        let took = started.elapsed();
+        if took >= SLOW_IO {
+            tracing::warn!(ms = took.as_millis() as u64, last_seq, "slow log append");
+        }
         match &self.shared.flusher {
             // Durable under `none` once in the page cache: now.
             None => callback.log_io_completed(Ok(())),

@@ -42,9 +42,14 @@ pub struct DemoArgs {
     pub max_in_flight: Option<usize>,
     /// Leaders to kill, evenly spread over the measured seconds; each killed member is
     /// restarted once a new leader serves (so a majority stays up). `failover_ms` is then the
-    /// median, and each failover is printed.
+    /// median, and each failover is printed. 0: no fault (the run shows whether leadership
+    /// moved by itself: `demo: terms A to B: N leader changes, M not caused by the demo`).
     #[arg(long, default_value_t = 1)]
     pub failovers: u32,
+    /// Run this cluster file instead of the embedded `tests/cluster/local3.toml` (its members
+    /// must keep FIX on 127.0.0.1:9881-9883: the load generator connects there).
+    #[arg(long)]
+    pub cluster: Option<PathBuf>,
     /// Hand leadership over with `ordo admin transfer-leader` (to the next member) instead of
     /// killing the leader; each answer (with its `pause_ms`) is printed.
     #[arg(long)]
@@ -107,7 +112,10 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
     };
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     let file = root.join("local3.toml");
-    let mut text = CLUSTER_FILE.to_string();
+    let mut text = match &args.cluster {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
+        None => CLUSTER_FILE.to_string(),
+    };
     if let Some(n) = args.max_in_flight {
         text = text.replacen(
             "[cluster]\n",
@@ -125,6 +133,7 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
     let _remove_aeron = RemoveOnDrop(aeron.clone());
     let mut members = start(&file, &root, &aeron)?;
     let leader = wait_for_leader(&members, None, Duration::from_secs(30))?;
+    let term_at_start = term_of(&members, leader);
     println!("demo: member {} leads", leader + 1);
 
     let cli = LoadgenCli::try_parse_from([
@@ -143,17 +152,18 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
     .map_err(|e| format!("loadgen arguments: {e}"))?;
     let driver = std::thread::spawn(move || loadgen::drive(&cli.args));
     let started = Instant::now();
-    let failovers = args.failovers.max(1);
+    let failovers = args.failovers;
     let every = Duration::from_millis(args.duration_s * 1000 / u64::from(failovers + 1));
     let mut kills = Vec::new();
-    let mut leader = leader;
     for n in 1..=failovers {
         let due = started + Duration::from_secs(1) + every * n;
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        // Whoever leads now (an election of its own may have moved leadership).
+        let leader = wait_for_leader(&members, None, Duration::from_secs(30))?;
         kills.push(Instant::now());
         if args.transfer {
             transfer(&members, leader)?;
-            leader = wait_for_leader(&members, Some(leader), Duration::from_secs(30))?;
+            wait_for_leader(&members, Some(leader), Duration::from_secs(30))?;
             continue;
         }
         if let Some(mut c) = members.children[leader].take() {
@@ -169,12 +179,11 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
                     .map_or(0, |d| d.as_nanos() as u64)
             )
         );
-        let next = wait_for_leader(&members, Some(leader), Duration::from_secs(30))?;
+        wait_for_leader(&members, Some(leader), Duration::from_secs(30))?;
         if n < failovers {
             // Back on its journal: it catches up, and the next kill still leaves a majority.
             members.restart(leader, &file, &aeron)?;
         }
-        leader = next;
     }
     let report = driver
         .join()
@@ -182,6 +191,14 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
     report.print();
     let new_leader = wait_for_leader(&members, None, Duration::from_secs(30))?;
     println!("demo: member {} leads", new_leader + 1);
+    if let (Some(t0), Some(t1)) = (term_at_start, term_of(&members, new_leader)) {
+        // Each kill or transfer takes at least one term; more are elections of their own.
+        println!(
+            "demo: terms {t0} to {t1}: {} leader changes, {} not caused by the demo",
+            t1 - t0,
+            (t1 - t0).saturating_sub(u64::from(failovers))
+        );
+    }
     let found = journaled_orders(&members.dirs[new_leader].join("journal"))?;
     let lost = report.acked.iter().filter(|k| !found.contains(*k)).count();
     // Per kill: to the first ExecutionReport on a session that logged on again after it.
@@ -295,6 +312,15 @@ fn transfer(members: &Members, leader: usize) -> Result<(), String> {
     } else {
         Err(format!("transfer-leader refused: {answer}"))
     }
+}
+
+/// The term member `index` reports.
+fn term_of(members: &Members, index: usize) -> Option<u64> {
+    let status = ordo_sequencer::admin::request(&members.dirs[index], "status").ok()?;
+    status
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("term="))
+        .and_then(|t| t.parse().ok())
 }
 
 /// Waits until a member other than `not` leads and serves; its index.
