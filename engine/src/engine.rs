@@ -8,6 +8,7 @@
 use crate::book::{Book, LevelPool};
 use crate::command::{Command, InstrumentSpec};
 use crate::config::{DAY_NS, EngineConfig};
+use crate::done::{DoneOrder, DoneOrders, Ending};
 use crate::expiry::ExpiryHeap;
 use crate::order::{ListHead, ListKind, NIL, Order, OrderPool};
 use crate::output::{CancelReason, HaltReason, OrderView, Output, OutputSink};
@@ -97,6 +98,8 @@ pub struct Engine {
     pub(crate) levels: LevelPool,
     pub(crate) by_id: SlotTable,
     pub(crate) by_clordid: SlotTable,
+    /// Orders that have left the book (`crate::done`).
+    pub(crate) done: DoneOrders,
     pub(crate) expiries: ExpiryHeap,
     pub(crate) last_seq: u64,
     pub(crate) now_ns: u64,
@@ -137,6 +140,7 @@ impl Engine {
             levels: LevelPool::new(config.max_levels),
             by_id: SlotTable::new(max_orders as usize),
             by_clordid: SlotTable::new(max_orders as usize),
+            done: DoneOrders::new(max_orders),
             expiries: ExpiryHeap::new(max_orders),
             last_seq: 0,
             now_ns: 0,
@@ -349,10 +353,19 @@ impl Engine {
         slot
     }
 
-    /// Unregisters and frees an order that is done (not resting).
-    pub(crate) fn finish(&mut self, slot: u32) {
+    /// Unregisters and frees an order that is done (not resting): filled (`cancelled` None) or
+    /// its remainder cancelled. It is kept among the finished orders (`crate::done`).
+    pub(crate) fn finish(&mut self, slot: u32, cancelled: Option<CancelReason>) {
         let o = *self.orders.get(slot);
         debug_assert!(!o.is_resting());
+        let ending = match cancelled {
+            None => Ending::Filled,
+            Some(r) => Ending::Cancelled(r),
+        };
+        self.done.record(DoneOrder {
+            view: self.view(slot),
+            ending,
+        });
         self.expiries.remove(&mut self.orders, slot);
         let by_id = self.by_id.remove(mix64(o.id), slot);
         let by_clordid = self.by_clordid.remove(clordid_hash(o.session, &o.clordid), slot);
@@ -466,7 +479,7 @@ impl Engine {
             cancelled_qty,
             reason,
         });
-        self.finish(slot);
+        self.finish(slot, Some(reason));
     }
 
     // ----- market data ---------------------------------------------------------------------
@@ -596,6 +609,17 @@ impl Engine {
     /// The live order with engine id `order_id`.
     pub fn order(&self, order_id: OrderId) -> Option<OrderView> {
         self.find_id(order_id).map(|s| self.view(s))
+    }
+
+    /// An order that has left the book, by engine id, while it is kept (`crate::done`: the last
+    /// `max_orders` to finish).
+    pub fn done_order(&self, order_id: OrderId) -> Option<DoneOrder> {
+        self.done.by_id(order_id)
+    }
+
+    /// The last order of `session` named `clordid` to leave the book, while it is kept.
+    pub fn done_order_by_clordid(&self, session: SessionId, clordid: &ClOrdId) -> Option<DoneOrder> {
+        self.done.by_clordid(session, clordid)
     }
 
     /// (bid price, bid qty, ask price, ask qty) of an instrument, zeros for an empty side.

@@ -14,6 +14,7 @@ mod bitmap;
 mod book;
 pub mod command;
 pub mod config;
+pub mod done;
 mod engine;
 mod expiry;
 pub mod hash;
@@ -32,6 +33,7 @@ pub use command::{
     AccountLimits, Admin, Cancel, CancelReplace, Command, InstrumentSpec, MassCancel, NewOrder, OrderRef,
 };
 pub use config::EngineConfig;
+pub use done::{DoneOrder, Ending};
 pub use engine::{Engine, EngineError};
 pub use output::{
     CancelReason, CountingSink, HaltReason, OrderView, Output, OutputSink, Reason, RejectedOrder,

@@ -202,7 +202,7 @@ impl Engine {
             });
             if self.orders.get(resting).leaves == 0 {
                 self.unrest(resting);
-                self.finish(resting);
+                self.finish(resting, None);
             }
         }
     }
@@ -212,13 +212,13 @@ impl Engine {
     pub(crate) fn settle(&mut self, slot: u32, stop: Stop, out: &mut impl OutputSink) {
         match stop {
             Stop::Done => {}
-            Stop::Filled => self.finish(slot),
+            Stop::Filled => self.finish(slot, None),
             Stop::SelfTrade => self.cancel_unrested(slot, CancelReason::SelfTrade, out),
             Stop::Breaker => self.cancel_unrested(slot, CancelReason::CircuitBreaker, out),
             Stop::Exhausted => {
                 let o = self.orders.get(slot);
                 if o.leaves == 0 {
-                    self.finish(slot);
+                    self.finish(slot, None);
                 } else if o.ord_type == crate::types::OrdType::Limit && o.tif.may_rest() {
                     self.rest(slot);
                 } else {

@@ -6,14 +6,16 @@
 use crate::book::Book;
 use crate::command::{AccountLimits, InstrumentSpec};
 use crate::config::EngineConfig;
+use crate::done::{DoneOrder, Ending};
 use crate::engine::{Engine, EngineError, Instrument};
 use crate::order::{NIL, Order};
-use crate::output::HaltReason;
+use crate::output::{HaltReason, OrderView};
 use crate::risk::Position;
 use crate::state_hash::halt_code;
 use crate::types::{ClOrdId, OrdType, Side, StpMode, TimeInForce};
 
-const SNAPSHOT_VERSION: u32 = 1;
+/// 2: the finished orders (`crate::done`) and their digest.
+const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct InstrumentSnap {
@@ -48,6 +50,23 @@ struct OrderSnap {
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct DoneSnap {
+    id: u64,
+    clordid: ClOrdId,
+    session: u32,
+    account: u32,
+    instrument: u32,
+    side: Side,
+    ord_type: OrdType,
+    tif: TimeInForce,
+    price: i64,
+    qty: u64,
+    cum: u64,
+    cum_notional: i128,
+    ending: u8,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct PositionSnap {
     index: u64,
     qty: i64,
@@ -72,6 +91,9 @@ struct Snapshot {
     accounts: Vec<(AccountLimits, bool)>,
     positions: Vec<PositionSnap>,
     sessions: Vec<(u32, u64, u64)>,
+    /// Finished orders, oldest first, and the digest over every order ever finished.
+    done: Vec<DoneSnap>,
+    done_digest: u64,
 }
 
 fn halt_from(code: u8) -> Result<Option<HaltReason>, EngineError> {
@@ -164,6 +186,29 @@ impl Engine {
                 .iter()
                 .map(|s| (s.per_second, s.tokens, s.refilled_ns))
                 .collect(),
+            done: self
+                .done
+                .oldest_first()
+                .map(|d| {
+                    let v = &d.view;
+                    DoneSnap {
+                        id: v.order_id,
+                        clordid: v.clordid,
+                        session: v.session,
+                        account: v.account,
+                        instrument: v.instrument,
+                        side: v.side,
+                        ord_type: v.ord_type,
+                        tif: v.tif,
+                        price: v.price,
+                        qty: v.qty,
+                        cum: v.cum,
+                        cum_notional: v.cum_notional,
+                        ending: d.ending.code(),
+                    }
+                })
+                .collect(),
+            done_digest: self.done.digest(),
         };
         rkyv::to_bytes::<rkyv::rancor::Error>(&snapshot)
             .expect("serializing plain data cannot fail")
@@ -189,7 +234,8 @@ impl Engine {
         let sizes_ok = snap.instruments.len() == config.max_instruments as usize
             && snap.accounts.len() == config.max_accounts as usize
             && snap.sessions.len() == config.max_sessions as usize
-            && snap.orders.len() <= config.max_orders as usize;
+            && snap.orders.len() <= config.max_orders as usize
+            && snap.done.len() <= config.max_orders as usize;
         if !sizes_ok {
             return Err(bad("table sizes do not match the configuration".into()));
         }
@@ -248,6 +294,29 @@ impl Engine {
             s.tokens = *tokens;
             s.refilled_ns = *refilled_ns;
         }
+        for d in &snap.done {
+            let ending = Ending::from_code(d.ending)
+                .ok_or_else(|| bad(format!("finished order {}: ending {}", d.id, d.ending)))?;
+            e.done.record(DoneOrder {
+                view: OrderView {
+                    order_id: d.id,
+                    session: d.session,
+                    account: d.account,
+                    clordid: d.clordid,
+                    instrument: d.instrument,
+                    side: d.side,
+                    ord_type: d.ord_type,
+                    tif: d.tif,
+                    price: d.price,
+                    qty: d.qty,
+                    leaves: 0,
+                    cum: d.cum,
+                    cum_notional: d.cum_notional,
+                },
+                ending,
+            });
+        }
+        e.done.set_digest(snap.done_digest);
 
         // Orders: registered in id order (that is the order of the global, session and account
         // lists), then rested in book order (that is time priority).

@@ -41,6 +41,7 @@ impl Engine {
         h.u64(self.next_order_id);
         h.u64(self.next_trade_id);
         h.u64(self.next_day_end_ns);
+        h.u64(self.done.digest());
         for inst in &self.instruments {
             let Some(inst) = inst else {
                 h.u8(0);

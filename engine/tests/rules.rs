@@ -847,3 +847,49 @@ fn circuit_breaker_window_boundaries() {
     let out = h.at(t0 + 1_000, limit(1, 1, "b2", Buy, 1, 10_201).cmd());
     assert_eq!(fills(&out).len(), 1);
 }
+
+#[test]
+fn orders_that_left_the_book_are_known_with_how_they_ended_within_the_bound() {
+    let mut config = small_config();
+    config.max_orders = 4;
+    let mut h = Harness::with_config(config);
+    h.run(limit(0, 0, "s1", Sell, 5, 10_000).cmd());
+    h.run(limit(1, 1, "b1", Buy, 5, 10_000).cmd()); // both filled
+    h.run(limit(0, 0, "c1", Buy, 4, 9_000).cmd());
+    h.run(cancel(0, "c1x", "c1"));
+    h.run(limit(0, 0, "p1", Sell, 2, 10_100).cmd());
+    h.run(limit(1, 1, "i1", Buy, 5, 10_100).tif(TimeInForce::Ioc).cmd()); // 2 filled, 3 cancelled
+    let now = h.now;
+    h.run(limit(0, 0, "g1", Buy, 1, 9_000).gtd(now + 5_000).cmd());
+    h.at(now + 10_000, Command::Tick);
+
+    let done = |h: &Harness, s, c: &str| h.engine.done_order_by_clordid(s, &clid(c));
+    let s1 = done(&h, 0, "s1");
+    assert!(
+        s1.is_none(),
+        "five orders finished after s1; the bound is four: {s1:?}"
+    );
+    let b1 = done(&h, 1, "b1");
+    assert_eq!(b1, None, "b1 is the second oldest: forgotten too");
+    // Cancelled by the client: known by the ClOrdID it was accepted (or last replaced) with,
+    // not the cancel request's, and by its engine id.
+    assert_eq!(done(&h, 0, "c1x"), None);
+    let c1 = done(&h, 0, "c1").expect("c1 cancelled");
+    assert_eq!(c1.ending, Ending::Cancelled(CancelReason::User));
+    assert_eq!((c1.view.cum, c1.view.leaves, c1.view.qty), (0, 0, 4));
+    assert_eq!(h.engine.done_order(c1.view.order_id), Some(c1));
+    let p1 = done(&h, 0, "p1").expect("p1 filled");
+    assert_eq!((p1.ending, p1.view.cum), (Ending::Filled, 2));
+    let i1 = done(&h, 1, "i1").expect("i1's remainder cancelled");
+    assert_eq!(i1.ending, Ending::Cancelled(CancelReason::Unfilled));
+    assert_eq!((i1.view.cum, i1.view.cum_notional), (2, 2 * 10_100));
+    let g1 = done(&h, 0, "g1").expect("g1 expired");
+    assert!(g1.ending.expired(), "{g1:?}");
+    // A live order is not among them.
+    h.run(limit(0, 0, "live", Buy, 1, 9_000).cmd());
+    assert_eq!(done(&h, 0, "live"), None);
+    // Snapshot and restore keep them, and the state hash.
+    let restored = Engine::restore(&h.engine.snapshot()).unwrap();
+    assert_eq!(restored.state_hash(), h.engine.state_hash());
+    assert_eq!(restored.done_order_by_clordid(0, &clid("g1")), Some(g1));
+}

@@ -69,8 +69,11 @@ pub enum OutMsg {
     },
     /// The answer to an OrderStatusRequest (ExecType I).
     Status {
-        /// The order, if known to this session.
+        /// The order, if known to this session: live, or finished and still kept by the
+        /// engine (its last `max_orders` to finish).
         view: Option<OrderView>,
+        /// The order finished by expiring (OrdStatus C).
+        expired: bool,
         /// The ClOrdID asked about.
         clordid: ClOrdId,
         /// OrdStatusReqID, empty if none.
@@ -511,12 +514,21 @@ impl EngineAgent {
             ..
         } = event
         {
-            let view = if target.order_id != 0 {
-                engine.order(target.order_id)
+            let (live, done) = if target.order_id != 0 {
+                (engine.order(target.order_id), engine.done_order(target.order_id))
             } else {
-                engine.order_by_clordid(session, &target.orig_clordid)
+                (
+                    engine.order_by_clordid(session, &target.orig_clordid),
+                    engine.done_order_by_clordid(session, &target.orig_clordid),
+                )
+            };
+            let (view, expired) = match (live, done) {
+                (Some(v), _) => (Some(v), false),
+                (None, Some(d)) => (Some(d.view), d.ending.expired()),
+                (None, None) => (None, false),
             };
             let msg = OutMsg::Status {
+                expired,
                 view: view.filter(|v| v.session == session),
                 clordid: target.orig_clordid,
                 request: clordid,

@@ -90,6 +90,8 @@ struct Extras<'a> {
     restated: bool,
     /// MassStatusReqID / OrdStatusReqID (790).
     request: Option<&'a [u8]>,
+    /// The order ended by expiring: OrdStatus C (a status answer about a finished order).
+    expired: bool,
 }
 
 /// The fields of an ExecutionReport about a known order, in tag order (the builder then
@@ -132,7 +134,12 @@ fn exec_fields<'a>(
     }
     fields.push((37, Value::U64(v.order_id)));
     fields.push((38, Value::U64(catalog.qty_units(instrument, v.qty))));
-    fields.push((39, Value::Bytes(ord_status(exec_type, v))));
+    let status = if extras.expired {
+        b"C"
+    } else {
+        ord_status(exec_type, v)
+    };
+    fields.push((39, Value::Bytes(status)));
     fields.push((40, Value::Bytes(ord_type(v.ord_type))));
     if let Some(orig) = extras.orig_clordid {
         fields.push((41, Value::Bytes(orig)));
@@ -213,6 +220,7 @@ pub fn build<'a>(
                 text: cancel_reason.map(|r| cancel_text(r).as_bytes()),
                 restated: *exec_type == b'D',
                 request: None,
+                expired: false,
             };
             let account = account_name(view.account);
             exec_fields(
@@ -304,6 +312,7 @@ pub fn build<'a>(
         }
         OutMsg::Status {
             view,
+            expired,
             clordid,
             request,
         } => {
@@ -311,6 +320,7 @@ pub fn build<'a>(
                 Some(v) => {
                     let extras = Extras {
                         request: (!request.is_empty()).then(|| request.as_bytes()),
+                        expired: *expired,
                         ..Extras::default()
                     };
                     let account = account_name(v.account);

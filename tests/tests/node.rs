@@ -1177,3 +1177,69 @@ fn stops_on_unappliable_journal(pipeline: &str) {
         "pipeline {pipeline}: {stderr}"
     );
 }
+
+/// OrderStatusRequest for orders that left the book: a filled order answers 39=2 with its
+/// CumQty and AvgPx, a cancelled one 39=4 with what it had filled, before and after a restart
+/// (the engine rebuilds what it keeps from the journal); an order never seen stays unknown.
+#[test]
+fn orders_that_left_the_book_answer_status_requests_with_their_final_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = ordo_tests::free_port();
+    let node = Node::start_on(dir.path(), port, &[]);
+    let mut buyer = FixClient::logged_on(node.port, 1);
+    let mut seller = FixClient::logged_on(node.port, 2);
+    new_order(&mut seller, "s1", "ACC2", "2", "100", "100.00");
+    assert_eq!(seller.expect(T).get(150), Some("0"));
+    new_order(&mut buyer, "b1", "ACC1", "1", "100", "100.00");
+    assert_eq!(buyer.expect(T).get(150), Some("0"));
+    assert_eq!(buyer.expect(T).get(39), Some("2"));
+    assert_eq!(seller.expect(T).get(39), Some("2"));
+    // Partly filled, then cancelled.
+    new_order(&mut seller, "s2", "ACC2", "2", "30", "101.00");
+    assert_eq!(seller.expect(T).get(150), Some("0"));
+    new_order(&mut buyer, "b2", "ACC1", "1", "100", "101.00");
+    assert_eq!(buyer.expect(T).get(150), Some("0"));
+    assert_eq!(buyer.expect(T).get(39), Some("1"));
+    assert_eq!(seller.expect(T).get(39), Some("2"));
+    buyer.send(
+        "F",
+        &[
+            (11, "b2x"),
+            (41, "b2"),
+            (55, "AAA"),
+            (54, "1"),
+            (60, "20261124-00:00:00"),
+        ],
+    );
+    assert_eq!(buyer.expect(T).get(39), Some("4"));
+
+    let ask = |c: &mut FixClient, clordid: &str| {
+        c.send("H", &[(11, clordid), (790, "q"), (55, "AAA"), (54, "1")]);
+        let m = c.expect(T);
+        assert_eq!(
+            (m.msg_type(), m.get(150), m.get(790)),
+            ("8", Some("I"), Some("q")),
+            "{m}"
+        );
+        (
+            m.get(39).unwrap_or("").to_string(),
+            m.get(14).unwrap_or("").to_string(),
+            m.get(6).unwrap_or("").to_string(),
+        )
+    };
+    let expected = |c: &mut FixClient| {
+        assert_eq!(ask(c, "b1"), ("2".into(), "100".into(), "100".into()));
+        assert_eq!(ask(c, "b2"), ("4".into(), "30".into(), "101".into()));
+        assert_eq!(ask(c, "never").0, "8", "an order never seen is unknown");
+    };
+    expected(&mut buyer);
+    drop(buyer);
+    drop(seller);
+    assert!(node.terminate().success());
+
+    let node = Node::start_on(dir.path(), port, &[]);
+    let mut buyer = FixClient::logged_on(node.port, 1);
+    expected(&mut buyer);
+    drop(buyer);
+    assert!(node.terminate().success());
+}
