@@ -46,6 +46,9 @@ pub struct Timings {
     /// load (an entry costs raft and the transport far more than an event does), one entry per
     /// input when idle.
     pub max_in_flight_entries: usize,
+    /// Every this many records each member's engine takes its state hash, and the leader's is
+    /// written in the log for every member to compare (`docs/REPLICATION.md`, 3.3); 0: none.
+    pub checkpoint_every: u64,
 }
 
 /// Most entries in flight a cluster file may ask for.
@@ -58,6 +61,7 @@ impl Default for Timings {
             election_timeout_min_ms: 120,
             election_timeout_max_ms: 200,
             max_in_flight_entries: 4,
+            checkpoint_every: 100_000,
         }
     }
 }
@@ -224,7 +228,13 @@ mod tests {
         assert_eq!(f.ids(), [1, 2, 3]);
         let fix: Vec<u16> = f.members.iter().map(|m| m.fix.port()).collect();
         assert_eq!(fix, [9881, 9882, 9883]);
-        assert_eq!(f.timings, Timings::default());
+        assert_eq!(
+            f.timings,
+            Timings {
+                checkpoint_every: 10_000,
+                ..Timings::default()
+            }
+        );
     }
 
     #[test]

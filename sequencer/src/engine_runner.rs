@@ -135,6 +135,8 @@ pub struct EngineRunner {
     /// `Committed` on a cluster member (everything it reads a majority holds: outputs may
     /// leave at once).
     pub read_limit: ReadLimit,
+    /// A cluster member's checkpoints (`crate::checkpoint`); None on a single node.
+    pub checkpoints: Option<crate::checkpoint::CheckpointSpec>,
 }
 
 fn route(
@@ -323,6 +325,8 @@ pub struct EngineAgent {
     /// Per session, the next inbound MsgSeqNum the log implies (derived session state: the
     /// last application message journaled, plus one; 2 after a reset, the Logon being 1).
     next_in: Vec<u64>,
+    /// A member's checkpoints, and the directory of its halted file.
+    checkpoints: Option<(crate::checkpoint::Checkpoints, std::path::PathBuf)>,
 }
 
 impl EngineRunner {
@@ -339,7 +343,12 @@ impl EngineRunner {
             .map_err(|e| format!("engine: open journal: {e}"))?;
         let max_held = self.max_held;
         let sessions = self.high_water.len();
+        let checkpoints = self
+            .checkpoints
+            .clone()
+            .map(|c| (crate::checkpoint::Checkpoints::new(c.every, c.leader), c.data_dir));
         Ok(EngineAgent {
+            checkpoints,
             runner: self,
             positions,
             tx,
@@ -456,6 +465,20 @@ impl EngineAgent {
         engine
             .apply(seq, ts, &event.engine_command(), &mut self.outputs)
             .map_err(|e| format!("engine: record {seq}: {e}"))?;
+        if let Some((checkpoints, data_dir)) = &mut self.checkpoints {
+            if let Event::Checkpoint {
+                seq: at,
+                hash_hi,
+                hash_lo,
+            } = event
+                && let Err(mismatch) = checkpoints.check(at, hash_hi, hash_lo)
+            {
+                // Diverged: nothing more is applied, and the member stays down.
+                crate::checkpoint::halt(data_dir, &mismatch);
+                return Err(format!("engine: record {seq}: {mismatch}"));
+            }
+            checkpoints.after(seq, engine);
+        }
         let mut idx = 0u32;
         let hwm = &self.runner.high_water;
         let held = &mut self.held;
@@ -602,6 +625,7 @@ mod tests {
             admin_session: ADMIN,
             max_held: 16,
             read_limit: ReadLimit::Committed,
+            checkpoints: None,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let mut agent = runner
@@ -625,5 +649,76 @@ mod tests {
         drain(&mut agent);
         assert_eq!(rx.try_recv().map(|o| o.origin_seq).ok(), Some(5));
         stop.store(true, Ordering::Release);
+    }
+
+    /// Checkpoints: a recorded hash equal to the member's own at that seq passes; one that
+    /// differs stops the engine with the seq and both hashes, and leaves the halted file.
+    #[test]
+    fn a_checkpoint_that_differs_halts_the_member_and_says_where() {
+        let journal = |recorded: Option<u128>| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = JournalWriter::open(JournalConfig::new(dir.path().join("journal"))).unwrap();
+            let genesis = Event::Genesis {
+                config: EngineConfig::default(),
+            };
+            w.append_archived(1_000, KIND_EVENT, &genesis).unwrap();
+            w.append_archived(1_001, KIND_EVENT, &kill(1)).unwrap();
+            // The engine's hash after record 2, computed by an engine of the test's own.
+            let mut engine = Engine::new(EngineConfig::default()).unwrap();
+            let mut out = Vec::new();
+            engine.apply(1, 1_000, &Command::Tick, &mut out).unwrap();
+            engine
+                .apply(2, 1_001, &kill(1).engine_command(), &mut out)
+                .unwrap();
+            let hash = recorded.unwrap_or(engine.state_hash());
+            let checkpoint = Event::Checkpoint {
+                seq: 2,
+                hash_hi: (hash >> 64) as u64,
+                hash_lo: hash as u64,
+            };
+            w.append_archived(1_002, KIND_EVENT, &checkpoint).unwrap();
+            w.publish();
+            w.set_committed(3);
+            (dir, w)
+        };
+        let run = |dir: &std::path::Path, w: &JournalWriter| {
+            let (tx, _rx) = mpsc::channel(16);
+            let runner = EngineRunner {
+                dir: dir.join("journal"),
+                high_water: Vec::new(),
+                admin_session: ADMIN,
+                max_held: 16,
+                read_limit: ReadLimit::Committed,
+                checkpoints: Some(crate::checkpoint::CheckpointSpec {
+                    every: 2,
+                    leader: None,
+                    data_dir: dir.to_path_buf(),
+                }),
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut agent = runner
+                .agent(Arc::clone(w.positions()), tx, stop, Arc::default())
+                .unwrap();
+            for _ in 0..100 {
+                match agent.do_work() {
+                    Ok(EngineWork::Idle { .. }) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            panic!("the engine agent never went idle");
+        };
+        let (dir, w) = journal(None);
+        assert_eq!(run(dir.path(), &w), Ok(()));
+        assert!(crate::checkpoint::refuse_if_halted(dir.path()).is_ok());
+
+        let (dir, w) = journal(Some(0xdead_beef));
+        let e = run(dir.path(), &w).unwrap_err();
+        assert!(
+            e.contains("state hash mismatch at seq 2") && e.contains("000000000000000000000000deadbeef"),
+            "{e}"
+        );
+        let refused = crate::checkpoint::refuse_if_halted(dir.path()).unwrap_err();
+        assert!(refused.contains("mismatch at seq 2"), "{refused}");
     }
 }

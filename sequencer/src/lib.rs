@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod agent;
 pub mod catalog;
+pub mod checkpoint;
 pub mod clock;
 pub mod cluster;
 pub mod config;

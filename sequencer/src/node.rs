@@ -132,7 +132,10 @@ fn scan_journal(dir: &Path, sessions: usize, configured: usize, until: u64) -> R
                     *s = 0;
                 }
             }
-            Event::Genesis { .. } | Event::Clock { .. } | Event::Takeover { .. } => {}
+            Event::Genesis { .. }
+            | Event::Clock { .. }
+            | Event::Takeover { .. }
+            | Event::Checkpoint { .. } => {}
         }
     }
     Ok(scan)
@@ -443,6 +446,8 @@ async fn run_as(
     let log = match cluster {
         None => single_log(&cfg, durability, clock, inbound_rx, &catalog, tick)?,
         Some(spec) => {
+            // A member that diverged stays down until an operator has looked.
+            crate::checkpoint::refuse_if_halted(&cfg.data_dir)?;
             member_log(
                 &cfg,
                 spec,
@@ -507,7 +512,18 @@ async fn run_as(
     let (out_tx, out_rx) = mpsc::channel::<Outbound>(cfg.outbound_channel);
     let stop = Arc::new(AtomicBool::new(false));
     let caught_up = Arc::new(AtomicBool::new(false));
+    let checkpoints = match (cluster, &member) {
+        (Some(spec), Some(m)) if spec.file.timings.checkpoint_every > 0 => {
+            Some(crate::checkpoint::CheckpointSpec {
+                every: spec.file.timings.checkpoint_every,
+                leader: Some((Arc::clone(&m.gate), inbound_tx.clone())),
+                data_dir: cfg.data_dir.clone(),
+            })
+        }
+        _ => None,
+    };
     let runner = EngineRunner {
+        checkpoints,
         dir: journal_dir.clone(),
         high_water,
         admin_session: catalog.admin_session(),

@@ -141,6 +141,16 @@ pub enum Event {
         /// The term.
         term: u64,
     },
+    /// The engine's state hash after it applied record `seq`, as the leader's engine computed
+    /// it (`docs/REPLICATION.md`, 3.3). Every member compares its own hash at `seq`.
+    Checkpoint {
+        /// The record the hash was taken after.
+        seq: u64,
+        /// The hash's high 64 bits.
+        hash_hi: u64,
+        /// Its low 64 bits.
+        hash_lo: u64,
+    },
 }
 
 impl Event {

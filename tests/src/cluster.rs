@@ -85,7 +85,7 @@ impl Cluster {
     pub fn start(root: &Path, n: u64) -> Cluster {
         let mut text = node_settings();
         text.push_str(
-            "\n[cluster]\nheartbeat_ms = 50\nelection_timeout_min_ms = 120\nelection_timeout_max_ms = 200\n",
+            "\n[cluster]\nheartbeat_ms = 50\nelection_timeout_min_ms = 120\nelection_timeout_max_ms = 200\ncheckpoint_every = 50\n",
         );
         let mut fix_ports = BTreeMap::new();
         for id in 1..=n {
