@@ -289,31 +289,31 @@ fn a_paused_leader_sends_nothing_uncommitted_and_rejoins() {
 /// an ExecutionReport from the new leader.
 #[test]
 fn twenty_leaders_killed_under_load_lose_and_duplicate_nothing() {
+    let stdout =
+        demo_loses_and_duplicates_nothing(&["--failovers", "20", "--rate", "200", "--duration-s", "100"]);
+    assert!(
+        stdout.contains("demo: 20 failovers"),
+        "not every failover ended with a report:\n{stdout}"
+    );
+}
+
+/// Runs `ordo demo ARGS` in a directory of its own; asserts its DEMO line says nothing was lost
+/// or duplicated and that it succeeded; returns its output.
+fn demo_loses_and_duplicates_nothing(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(ordo_tests::ordo_bin())
-        .args([
-            "demo",
-            "--failovers",
-            "20",
-            "--rate",
-            "200",
-            "--duration-s",
-            "100",
-            "--dir",
-        ])
+        .arg("demo")
+        .args(args)
+        .arg("--dir")
         .arg(dir.path())
         .output()
         .expect("run ordo demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stdout
         .lines()
         .find(|l| l.starts_with("DEMO "))
-        .unwrap_or_else(|| {
-            panic!(
-                "no DEMO line:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+        .unwrap_or_else(|| panic!("no DEMO line:\n{stdout}\n{stderr}"));
     eprintln!("{line}");
     assert!(
         line.contains(" lost=0 ") && line.contains(" duplicates=0 "),
@@ -321,14 +321,10 @@ fn twenty_leaders_killed_under_load_lose_and_duplicate_nothing() {
     );
     assert!(
         out.status.success(),
-        "ordo demo failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        "ordo demo failed ({}):\n{stdout}\n{stderr}",
+        out.status
     );
-    assert!(
-        stdout.contains("demo: 20 failovers"),
-        "not every failover ended with a report:\n{stdout}"
-    );
+    stdout
 }
 
 /// `ordo admin transfer-leader N` (`docs/REPLICATION.md`, 4.3): refused where it cannot be
@@ -395,38 +391,15 @@ fn leadership_is_handed_to_the_member_named_and_a_session_carries_on() {
 /// acknowledged is lost, nothing is duplicated, and every transfer is answered.
 #[test]
 fn leadership_handed_over_under_load_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(ordo_tests::ordo_bin())
-        .args([
-            "demo",
-            "--transfer",
-            "--failovers",
-            "3",
-            "--rate",
-            "500",
-            "--duration-s",
-            "12",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .expect("run ordo demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("DEMO "))
-        .unwrap_or_else(|| panic!("no DEMO line:\n{stdout}\n{stderr}"));
-    eprintln!("{line}");
-    assert!(
-        line.contains(" lost=0 ") && line.contains(" duplicates=0 "),
-        "{line}"
-    );
-    assert!(
-        out.status.success(),
-        "ordo demo failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let stdout = demo_loses_and_duplicates_nothing(&[
+        "--transfer",
+        "--failovers",
+        "3",
+        "--rate",
+        "500",
+        "--duration-s",
+        "12",
+    ]);
     let transfers = stdout
         .lines()
         .filter(|l| l.starts_with("demo: transfer-leader ") && l.contains(": OK to="))
