@@ -132,8 +132,9 @@ pub enum HaltReason {
     CircuitBreaker = 2,
 }
 
-/// The state of an order after an event, as an ExecutionReport needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The state of an order after an event, as an ExecutionReport needs it (archived as is in a
+/// snapshot's finished orders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct OrderView {
     /// Engine order id.
     pub order_id: OrderId,

@@ -50,23 +50,6 @@ struct OrderSnap {
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-struct DoneSnap {
-    id: u64,
-    clordid: ClOrdId,
-    session: u32,
-    account: u32,
-    instrument: u32,
-    side: Side,
-    ord_type: OrdType,
-    tif: TimeInForce,
-    price: i64,
-    qty: u64,
-    cum: u64,
-    cum_notional: i128,
-    ending: u8,
-}
-
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct PositionSnap {
     index: u64,
     qty: i64,
@@ -91,8 +74,9 @@ struct Snapshot {
     accounts: Vec<(AccountLimits, bool)>,
     positions: Vec<PositionSnap>,
     sessions: Vec<(u32, u64, u64)>,
-    /// Finished orders, oldest first, and the digest over every order ever finished.
-    done: Vec<DoneSnap>,
+    /// Finished orders, oldest first (each with its ending's code), and the digest over every
+    /// order ever finished.
+    done: Vec<(OrderView, u8)>,
     done_digest: u64,
 }
 
@@ -189,24 +173,7 @@ impl Engine {
             done: self
                 .done
                 .oldest_first()
-                .map(|d| {
-                    let v = &d.view;
-                    DoneSnap {
-                        id: v.order_id,
-                        clordid: v.clordid,
-                        session: v.session,
-                        account: v.account,
-                        instrument: v.instrument,
-                        side: v.side,
-                        ord_type: v.ord_type,
-                        tif: v.tif,
-                        price: v.price,
-                        qty: v.qty,
-                        cum: v.cum,
-                        cum_notional: v.cum_notional,
-                        ending: d.ending.code(),
-                    }
-                })
+                .map(|d| (d.view, d.ending.code()))
                 .collect(),
             done_digest: self.done.digest(),
         };
@@ -294,27 +261,16 @@ impl Engine {
             s.tokens = *tokens;
             s.refilled_ns = *refilled_ns;
         }
-        for d in &snap.done {
-            let ending = Ending::from_code(d.ending)
-                .ok_or_else(|| bad(format!("finished order {}: ending {}", d.id, d.ending)))?;
-            e.done.record(DoneOrder {
-                view: OrderView {
-                    order_id: d.id,
-                    session: d.session,
-                    account: d.account,
-                    clordid: d.clordid,
-                    instrument: d.instrument,
-                    side: d.side,
-                    ord_type: d.ord_type,
-                    tif: d.tif,
-                    price: d.price,
-                    qty: d.qty,
-                    leaves: 0,
-                    cum: d.cum,
-                    cum_notional: d.cum_notional,
-                },
-                ending,
-            });
+        for (view, code) in &snap.done {
+            let ending = Ending::from_code(*code)
+                .ok_or_else(|| bad(format!("finished order {}: ending {code}", view.order_id)))?;
+            if view.leaves != 0 {
+                return Err(bad(format!(
+                    "finished order {} has {} open",
+                    view.order_id, view.leaves
+                )));
+            }
+            e.done.record(DoneOrder { view: *view, ending });
         }
         e.done.set_digest(snap.done_digest);
 

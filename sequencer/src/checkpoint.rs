@@ -148,3 +148,30 @@ pub fn refuse_if_halted(data_dir: &Path) -> Result<(), String> {
         Err(_) => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ordo_engine::EngineConfig;
+
+    use super::*;
+
+    /// The last [`KEPT`] hashes are compared; an older seq, or one no hash was due at, is not.
+    #[test]
+    fn the_last_kept_hashes_are_compared_and_older_ones_are_not() {
+        let engine = Engine::new(EngineConfig::default()).unwrap();
+        let wrong = |c: &Checkpoints, seq| c.check(seq, 0xdead, 0xbeef);
+        let mut c = Checkpoints::new(2, None);
+        for seq in 1..=(2 * KEPT as u64 + 2) {
+            c.after(seq, &engine);
+        }
+        // Due at 2, 4, ..., 130: 65 hashes taken, the first (seq 2) dropped at the bound.
+        assert_eq!(c.own.len(), KEPT);
+        assert!(wrong(&c, 2).is_ok(), "seq 2 is beyond the last {KEPT}");
+        assert!(wrong(&c, 3).is_ok(), "no hash is due at an odd seq");
+        assert_eq!(wrong(&c, 4).unwrap_err().seq, 4);
+        let last = 2 * KEPT as u64 + 2;
+        assert_eq!(wrong(&c, last).unwrap_err().seq, last);
+        let ours = engine.state_hash();
+        assert_eq!(c.check(last, (ours >> 64) as u64, ours as u64), Ok(()));
+    }
+}
