@@ -49,6 +49,9 @@ pub struct Timings {
     /// Every this many records each member's engine takes its state hash, and the leader's is
     /// written in the log for every member to compare (`docs/REPLICATION.md`, 3.3); 0: none.
     pub checkpoint_every: u64,
+    /// Every this many records a follower writes a snapshot of its engine and derived session
+    /// state, from which it restarts (`docs/REPLICATION.md`, 6.3); 0: none.
+    pub snapshot_every: u64,
 }
 
 /// Most entries in flight a cluster file may ask for.
@@ -62,6 +65,7 @@ impl Default for Timings {
             election_timeout_max_ms: 200,
             max_in_flight_entries: 4,
             checkpoint_every: 100_000,
+            snapshot_every: 1_000_000,
         }
     }
 }
@@ -232,6 +236,7 @@ mod tests {
             f.timings,
             Timings {
                 checkpoint_every: 10_000,
+                snapshot_every: 50_000,
                 ..Timings::default()
             }
         );

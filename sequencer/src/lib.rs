@@ -3,22 +3,11 @@
 //! only once their input is durable.
 
 pub mod admin;
-pub mod agent;
 pub mod catalog;
-pub mod checkpoint;
-pub mod clock;
-pub mod cluster;
 pub mod config;
 pub mod echo;
-pub mod engine_runner;
-pub mod fix_app;
-pub mod gateway;
-pub mod idle;
+pub mod leader;
+pub mod member;
 pub mod node;
-pub mod pipeline;
-pub mod proposer;
-pub mod reports;
-pub mod router;
+pub mod runtime;
 pub mod schema;
-pub mod sequencing;
-pub mod store;

@@ -18,20 +18,20 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::catalog::{Catalog, InstrumentInfo};
-use crate::clock::{self, Stamper};
-use crate::cluster::{ClusterSpec, Consensus, MemberView};
 use crate::config::NodeConfig;
 use crate::echo::EchoApp;
-use crate::engine_runner::{EngineRunner, Outbound};
-use crate::fix_app::NodeApp;
-use crate::gateway::{Gateway, GatewayLimits, Registry, Slot, lock};
-use crate::idle::IdleStrategy;
-use crate::pipeline::{self, Pipeline};
-use crate::proposer::{self, LeaderGate};
-use crate::router::{Router, Serving};
+use crate::leader::clock::{self, Stamper};
+use crate::leader::fix_app::NodeApp;
+use crate::leader::gateway::{Gateway, GatewayLimits, Registry, Slot, lock};
+use crate::leader::proposer::{self, LeaderGate};
+use crate::leader::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
+use crate::member::cluster::{ClusterSpec, Consensus, MemberView};
+use crate::member::engine_runner::{EngineRunner, Outbound};
+use crate::member::router::{Router, Serving, SnapshotWriter};
+use crate::member::store::JournalStore;
+use crate::runtime::idle::IdleStrategy;
+use crate::runtime::pipeline::{self, Pipeline};
 use crate::schema::{self, Event};
-use crate::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
-use crate::store::JournalStore;
 use ordo_fix::session::{MemoryStore, Session, SessionConfig};
 
 /// The FIX session settings of a configured session.
@@ -162,7 +162,7 @@ pub struct NodeHandle {
     /// The catalog.
     pub catalog: Arc<Catalog>,
     /// Pending operator results.
-    pub admin: Arc<Mutex<crate::router::AdminResults>>,
+    pub admin: Arc<Mutex<crate::member::router::AdminResults>>,
     /// Held while an instrument is added: its id is chosen before it is sequenced, so two
     /// adds must not overlap.
     pub adding: Arc<tokio::sync::Mutex<()>>,
@@ -364,7 +364,7 @@ async fn member_log(
     );
     let (serving_tx, serving) = watch::channel(false);
     let serving_tx = Arc::new(serving_tx);
-    let role_task = tokio::spawn(crate::cluster::follow_role(
+    let role_task = tokio::spawn(crate::member::cluster::follow_role(
         consensus.member.role.clone(),
         log.clone(),
         Arc::clone(&gate),
@@ -420,18 +420,7 @@ async fn run_as(
     // The node stops on the caller's signal, or by itself when the pipeline fails (a journal
     // that cannot be appended to): a node that cannot sequence must not keep sessions open.
     let (stop_node, shutdown) = watch::channel(false);
-    {
-        let stop_node = stop_node.clone();
-        let mut external = external_shutdown;
-        tokio::spawn(async move {
-            while !*external.borrow_and_update() {
-                if external.changed().await.is_err() {
-                    return;
-                }
-            }
-            let _ = stop_node.send(true);
-        });
-    }
+    forward_shutdown(external_shutdown, stop_node.clone());
     let catalog = Arc::new(Catalog::new(&cfg)?);
     let durability: Durability = cfg.durability.parse()?;
     let idle: IdleStrategy = cfg.idle.parse()?;
@@ -447,7 +436,7 @@ async fn run_as(
         None => single_log(&cfg, durability, clock, inbound_rx, &catalog, tick)?,
         Some(spec) => {
             // A member that diverged stays down until an operator has looked.
-            crate::checkpoint::refuse_if_halted(&cfg.data_dir)?;
+            crate::member::checkpoint::refuse_if_halted(&cfg.data_dir)?;
             member_log(
                 &cfg,
                 spec,
@@ -477,92 +466,44 @@ async fn run_as(
         catalog.configured().len(),
         scan_until,
     )?;
-    // Instruments operators added in earlier runs: the engine replays their definitions from
-    // the journal, the gateway learns their symbols here, before it accepts a connection.
-    for spec in scan.added.values() {
-        let info = InstrumentInfo::from_spec(spec).ok_or_else(|| {
-            format!(
-                "journal: added instrument {} has a symbol that is not UTF-8",
-                spec.id
-            )
-        })?;
-        catalog
-            .publish_added(info)
-            .map_err(|e| format!("journal: an added instrument does not fit the configuration: {e}"))?;
-    }
-
-    let mut registry = Registry::default();
-    let mut high_water = Vec::new();
-    for (i, s) in cfg.sessions.iter().enumerate() {
-        let (store, state) = JournalStore::open(&store_dir(&cfg.data_dir, s), durability)?;
-        // After a clean stop the store knows the next inbound number exactly; else the
-        // journal gives the last application message (admin ones are then gap-filled).
-        let next_target = state.next_target.unwrap_or(0).max(scan.last_inbound[i] + 1);
-        // Every message the session sends takes its number from the log (`docs/REPLICATION.md`,
-        // 6.1): a restart, and on a cluster every member, numbers them alike.
-        let session = Session::new(session_config(s), state.next_sender, next_target).with_log_numbering();
-        high_water.push(state.high_water);
-        let app = NodeApp::new(i as u32, Arc::clone(&catalog), inbound_tx.clone());
-        let mut slot = Slot::new(i as u32, session, Box::new(store), Box::new(app));
-        slot.allowed_addresses = allowed_addresses(s);
-        registry.add(slot);
-    }
-    let registry = Arc::new(registry);
+    publish_added_instruments(&catalog, &scan)?;
+    let (registry, high_water) = open_sessions(&cfg, &catalog, &inbound_tx, durability, &scan)?;
 
     let (out_tx, out_rx) = mpsc::channel::<Outbound>(cfg.outbound_channel);
     let stop = Arc::new(AtomicBool::new(false));
-    let caught_up = Arc::new(AtomicBool::new(false));
-    let checkpoints = match (cluster, &member) {
-        (Some(spec), Some(m)) if spec.file.timings.checkpoint_every > 0 => {
-            Some(crate::checkpoint::CheckpointSpec {
-                every: spec.file.timings.checkpoint_every,
-                leader: Some((Arc::clone(&m.gate), inbound_tx.clone())),
-                data_dir: cfg.data_dir.clone(),
-            })
-        }
-        _ => None,
+    let snapshots = snapshot_spec(&cfg, cluster, member.as_ref());
+    let restored = snapshots
+        .as_ref()
+        .and_then(|s| s.restore(catalog.sessions.len(), &journal_dir));
+    let restored_text = match &restored {
+        Some(r) => format!(", engine from snapshot at seq {}", r.image.seq),
+        None => String::new(),
     };
     let runner = EngineRunner {
-        checkpoints,
+        checkpoints: checkpoint_spec(&cfg, cluster, member.as_ref(), &inbound_tx),
+        snapshots,
+        restored,
         dir: journal_dir.clone(),
         high_water,
         admin_session: catalog.admin_session(),
         max_held: cfg.max_held,
         read_limit,
     };
-    let pipeline = {
-        let (engine_positions, engine_stop, caught_up) =
-            (Arc::clone(&positions), Arc::clone(&stop), Arc::clone(&caught_up));
-        let make_engine = move || runner.agent(engine_positions, out_tx, engine_stop, caught_up);
+    let on_failure: crate::runtime::agent::OnFailure = {
         let stop_node = stop_node.clone();
-        let on_failure: crate::agent::OnFailure = Arc::new(move |e: &str| {
+        Arc::new(move |e: &str| {
             tracing::error!(error = %e, "pipeline failed: stopping the node");
             let _ = stop_node.send(true);
-        });
-        match bell {
-            Some(bell) => Running::Inline(pipeline::spawn_inline(
-                sequencer,
-                make_engine()?,
-                bell,
-                idle,
-                Arc::clone(&stop),
-                &positions,
-                on_failure,
-            )),
-            None => Running::Threads(
-                pipeline::start(
-                    layout,
-                    sequencer,
-                    make_engine,
-                    idle,
-                    Arc::clone(&stop),
-                    &positions,
-                    on_failure,
-                )
-                .map_err(|e| format!("start pipeline: {e}"))?,
-            ),
-        }
+        })
     };
+    let engine = {
+        let (positions, stop) = (Arc::clone(&positions), Arc::clone(&stop));
+        let caught_up = Arc::new(AtomicBool::new(false));
+        move || runner.agent(positions, out_tx, stop, caught_up)
+    };
+    let pipeline = start_pipeline(
+        layout, bell, sequencer, engine, idle, &stop, &positions, on_failure,
+    )?;
 
     let handle = NodeHandle {
         inbound: inbound_tx.clone(),
@@ -580,6 +521,11 @@ async fn run_as(
             catalog: Arc::clone(&catalog),
             admin: Arc::clone(&handle.admin),
             max_pending: limits.max_pending_bytes,
+            snapshots: snapshot_spec(&cfg, cluster, member.as_ref()).map(|s| SnapshotWriter {
+                dir: s.dir,
+                sync_stores: durability.fsyncs(),
+                writing: Arc::default(),
+            }),
             member: member.as_ref().map(|m| Serving {
                 gate: Arc::clone(&m.gate),
                 serving: Arc::clone(&m.serving_tx),
@@ -594,7 +540,7 @@ async fn run_as(
         None => String::new(),
     };
     println!(
-        "ordo node ready: {cluster_text}FIX on {} ({} sessions), journal {} (last seq {journal_last}), durability {durability}, clock {clock_source}",
+        "ordo node ready: {cluster_text}FIX on {} ({} sessions), journal {} (last seq {journal_last}), durability {durability}, clock {clock_source}{restored_text}",
         cfg.listen,
         catalog.sessions.len(),
         journal_dir.display()
@@ -605,17 +551,176 @@ async fn run_as(
     // Shutdown: give connections a moment to send their Logout, then stop the pipeline in
     // order: no more input, journal closed (synced), engine drained, stores synced.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // The queue may be full: retry without blocking the runtime (the inline pipeline drains
-    // it on this very thread).
+    send_shutdown(&inbound_tx).await;
+    drop(inbound_tx);
+    drop(handle);
+    let (seq_result, engine_result) = stop_pipeline(pipeline, &stop).await;
+    router.abort();
+    admin_socket.abort();
+    if let Some(m) = member {
+        m.role_task.abort();
+        m.consensus.shutdown().await;
+    }
+    // Only a clean stop may tell the next start where the inbound sequences stand: after a
+    // pipeline failure some accepted inputs may not be in the journal, and the next start must
+    // ask for them again.
+    close_sessions(&registry, seq_result.is_ok() && engine_result.is_ok());
+    seq_result?;
+    engine_result
+}
+
+/// Stops the node (`stop_node`) when the caller's `external` signal says so.
+fn forward_shutdown(mut external: watch::Receiver<bool>, stop_node: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        while !*external.borrow_and_update() {
+            if external.changed().await.is_err() {
+                return;
+            }
+        }
+        let _ = stop_node.send(true);
+    });
+}
+
+/// Instruments operators added in earlier runs: the engine replays their definitions from the
+/// journal, the gateway learns their symbols here, before it accepts a connection.
+fn publish_added_instruments(catalog: &Catalog, scan: &JournalScan) -> Result<(), String> {
+    for spec in scan.added.values() {
+        let info = InstrumentInfo::from_spec(spec).ok_or_else(|| {
+            format!(
+                "journal: added instrument {} has a symbol that is not UTF-8",
+                spec.id
+            )
+        })?;
+        catalog
+            .publish_added(info)
+            .map_err(|e| format!("journal: an added instrument does not fit the configuration: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A store's high-water mark: the journal seq and output index of the last output it holds.
+type HighWater = (u64, u32);
+
+/// Every configured session with its store, its numbers where the store and the journal leave
+/// them; and per session the store's high-water mark (the record and output index at or below
+/// which outputs were stored before).
+fn open_sessions(
+    cfg: &NodeConfig,
+    catalog: &Arc<Catalog>,
+    inbound_tx: &InboundTx,
+    durability: Durability,
+    scan: &JournalScan,
+) -> Result<(Arc<Registry>, Vec<HighWater>), String> {
+    let mut registry = Registry::default();
+    let mut high_water = Vec::new();
+    for (i, s) in cfg.sessions.iter().enumerate() {
+        let (store, state) = JournalStore::open(&store_dir(&cfg.data_dir, s), durability)?;
+        // After a clean stop the store knows the next inbound number exactly; else the
+        // journal gives the last application message (admin ones are then gap-filled).
+        let next_target = state.next_target.unwrap_or(0).max(scan.last_inbound[i] + 1);
+        // Every message the session sends takes its number from the log (`docs/REPLICATION.md`,
+        // 6.1): a restart, and on a cluster every member, numbers them alike.
+        let session = Session::new(session_config(s), state.next_sender, next_target).with_log_numbering();
+        high_water.push(state.high_water);
+        let app = NodeApp::new(i as u32, Arc::clone(catalog), inbound_tx.clone());
+        let mut slot = Slot::new(i as u32, session, Box::new(store), Box::new(app));
+        slot.allowed_addresses = allowed_addresses(s);
+        registry.add(slot);
+    }
+    Ok((Arc::new(registry), high_water))
+}
+
+/// A cluster member's checkpoints (`docs/REPLICATION.md`, 3.3), unless its file turns them off.
+fn checkpoint_spec(
+    cfg: &NodeConfig,
+    cluster: Option<&ClusterSpec>,
+    member: Option<&Member>,
+    inbound_tx: &InboundTx,
+) -> Option<crate::member::checkpoint::CheckpointSpec> {
+    match (cluster, member) {
+        (Some(spec), Some(m)) if spec.file.timings.checkpoint_every > 0 => {
+            Some(crate::member::checkpoint::CheckpointSpec {
+                every: spec.file.timings.checkpoint_every,
+                leader: Some((Arc::clone(&m.gate), inbound_tx.clone())),
+                data_dir: cfg.data_dir.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A cluster member's snapshots (`docs/REPLICATION.md`, 6.3), unless its file turns them off.
+fn snapshot_spec(
+    cfg: &NodeConfig,
+    cluster: Option<&ClusterSpec>,
+    member: Option<&Member>,
+) -> Option<crate::member::engine_runner::SnapshotSpec> {
+    match (cluster, member) {
+        (Some(spec), Some(m)) if spec.file.timings.snapshot_every > 0 => {
+            Some(crate::member::engine_runner::SnapshotSpec {
+                every: spec.file.timings.snapshot_every,
+                dir: cfg.data_dir.join(crate::member::snapshot::SNAPSHOT_DIR),
+                gate: Arc::clone(&m.gate),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Gives the sequencer and engine agents their threads (or the inline task).
+#[allow(clippy::too_many_arguments)]
+fn start_pipeline<E>(
+    layout: Pipeline,
+    bell: Option<Arc<tokio::sync::Notify>>,
+    sequencer: SequencerAgent,
+    make_engine: E,
+    idle: IdleStrategy,
+    stop: &Arc<AtomicBool>,
+    positions: &Arc<ordo_journal::Positions>,
+    on_failure: crate::runtime::agent::OnFailure,
+) -> Result<Running, String>
+where
+    E: FnOnce() -> Result<crate::member::engine_runner::EngineAgent, String> + Send + 'static,
+{
+    Ok(match bell {
+        Some(bell) => Running::Inline(pipeline::spawn_inline(
+            sequencer,
+            make_engine()?,
+            bell,
+            idle,
+            Arc::clone(stop),
+            positions,
+            on_failure,
+        )),
+        None => Running::Threads(
+            pipeline::start(
+                layout,
+                sequencer,
+                make_engine,
+                idle,
+                Arc::clone(stop),
+                positions,
+                on_failure,
+            )
+            .map_err(|e| format!("start pipeline: {e}"))?,
+        ),
+    })
+}
+
+/// Asks the sequencer to stop. The queue may be full: retry without blocking the runtime (the
+/// inline pipeline drains it on this very thread).
+async fn send_shutdown(inbound_tx: &InboundTx) {
     while let Err(e) = inbound_tx.try_send(Inbound::Shutdown) {
         match e {
             Refused::Full => tokio::time::sleep(Duration::from_millis(1)).await,
             Refused::Stopped => break,
         }
     }
-    drop(inbound_tx);
-    drop(handle);
-    let (seq_result, engine_result) = match pipeline {
+}
+
+/// Waits for the sequencer (journal closed, synced), then stops and waits for the engine.
+async fn stop_pipeline(pipeline: Running, stop: &AtomicBool) -> (Result<(), String>, Result<(), String>) {
+    match pipeline {
         Running::Inline(task) => {
             let r = task.await.map_err(|_| "pipeline task panicked".to_string());
             (r.and_then(|r| r), Ok(()))
@@ -633,17 +738,11 @@ async fn run_as(
             };
             (flatten(seq_result, "sequencer"), flatten(engine_result, "engine"))
         }
-    };
-    router.abort();
-    admin_socket.abort();
-    if let Some(m) = member {
-        m.role_task.abort();
-        m.consensus.shutdown().await;
     }
-    // Only a clean stop may tell the next start where the inbound sequences stand: after a
-    // pipeline failure some accepted inputs may not be in the journal, and the next start must
-    // ask for them again.
-    let clean = seq_result.is_ok() && engine_result.is_ok();
+}
+
+/// Syncs every session's store; after a clean stop each also records its next inbound number.
+fn close_sessions(registry: &Registry, clean: bool) {
     for slot in registry.all() {
         let mut g = lock(slot);
         if clean {
@@ -652,8 +751,6 @@ async fn run_as(
         }
         g.store.sync();
     }
-    seq_result?;
-    engine_result
 }
 
 /// The pipeline of a running node.

@@ -85,7 +85,7 @@ impl Cluster {
     pub fn start(root: &Path, n: u64) -> Cluster {
         let mut text = node_settings();
         text.push_str(
-            "\n[cluster]\nheartbeat_ms = 50\nelection_timeout_min_ms = 120\nelection_timeout_max_ms = 200\ncheckpoint_every = 50\n",
+            "\n[cluster]\nheartbeat_ms = 50\nelection_timeout_min_ms = 120\nelection_timeout_max_ms = 200\ncheckpoint_every = 50\nsnapshot_every = 200\n",
         );
         let mut fix_ports = BTreeMap::new();
         for id in 1..=n {
@@ -127,14 +127,14 @@ impl Cluster {
         self.root.join(format!("m{id}"))
     }
 
-    /// Starts (or restarts) member `id` and waits for its ready line.
-    pub fn spawn(&mut self, id: u64) {
+    /// Starts (or restarts) member `id` and waits for its ready line, which it returns.
+    pub fn spawn(&mut self, id: u64) -> String {
         let rx = self.launch(id);
-        self.wait_ready(id, &rx);
+        self.wait_ready(id, &rx)
     }
 
     /// Starts member `id`; its ready line arrives on the receiver.
-    fn launch(&mut self, id: u64) -> std::sync::mpsc::Receiver<()> {
+    fn launch(&mut self, id: u64) -> std::sync::mpsc::Receiver<String> {
         let mut child = Command::new(ordo_bin())
             .arg("node")
             .arg("--cluster")
@@ -154,7 +154,7 @@ impl Cluster {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line.starts_with("ordo node ready") {
-                    let _ = tx.send(());
+                    let _ = tx.send(line);
                 }
             }
         });
@@ -162,10 +162,13 @@ impl Cluster {
         rx
     }
 
-    fn wait_ready(&mut self, id: u64, rx: &std::sync::mpsc::Receiver<()>) {
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            self.kill9(id);
-            panic!("member {id} printed no ready line within 60 s");
+    fn wait_ready(&mut self, id: u64, rx: &std::sync::mpsc::Receiver<String>) -> String {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                self.kill9(id);
+                panic!("member {id} printed no ready line within 60 s");
+            }
         }
     }
 

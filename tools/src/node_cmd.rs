@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ordo_replica::cluster_file::ClusterFile;
-use ordo_sequencer::cluster::ClusterSpec;
 use ordo_sequencer::config::NodeConfig;
+use ordo_sequencer::member::cluster::ClusterSpec;
 
 /// Arguments of `ordo node`.
 #[derive(Debug, clap::Args)]

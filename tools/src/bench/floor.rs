@@ -20,7 +20,7 @@ use std::time::Duration;
 use ordo_fix::builder::{Builder, Value};
 use ordo_fix::frame::{Frame, next_frame};
 use ordo_fix::message::{Field, Message, parse};
-use ordo_sequencer::gateway::wall_clock_ns;
+use ordo_sequencer::leader::gateway::wall_clock_ns;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use ordo_engine::Engine;
 use ordo_engine::hash::hex128;
 
-use crate::proposer::LeaderGate;
+use crate::leader::proposer::LeaderGate;
+use crate::leader::sequencing::{Inbound, InboundTx};
 use crate::schema::Event;
-use crate::sequencing::{Inbound, InboundTx};
 
 /// Hashes kept for comparison: a Checkpoint record is proposed right after its seq is applied
 /// and committed a few entries later, so it arrives long before 64 more are due.
@@ -69,6 +69,15 @@ impl Checkpoints {
             own: VecDeque::with_capacity(KEPT),
             leader,
         }
+    }
+
+    /// The engine starts after `seq`, restored from a snapshot whose state hash is `hash`: that
+    /// hash stands for the one it would have taken at `seq`, and the next is due after it.
+    pub fn resume(&mut self, seq: u64, hash: u128) {
+        if seq.is_multiple_of(self.every) {
+            self.own.push_back((seq, hash));
+        }
+        self.next_seq = (seq / self.every + 1) * self.every;
     }
 
     /// After record `seq` was applied: takes the hash when one is due, and proposes it while

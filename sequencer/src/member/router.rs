@@ -1,5 +1,5 @@
 //! The router: what the engine agent releases, in log order, to the sessions — on every member.
-//! Engine outputs become ExecutionReports and the other reports (`crate::reports`); committed
+//! Engine outputs become ExecutionReports and the other reports (`crate::member::reports`); committed
 //! session messages take their MsgSeqNum; committed resets restart a session's numbering. Every
 //! member applies the same stream, so every member's sessions number every message alike and
 //! hold the same messages for resends (`docs/REPLICATION.md`, 6.1); only a member that serves has
@@ -16,10 +16,10 @@ use ordo_engine::Reason;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::catalog::Catalog;
-use crate::engine_runner::{OutMsg, Outbound};
-use crate::gateway::{Registry, lock};
-use crate::proposer::LeaderGate;
-use crate::reports::{self, ReportBuf};
+use crate::leader::gateway::{Registry, lock};
+use crate::leader::proposer::LeaderGate;
+use crate::member::engine_runner::{OutMsg, Outbound};
+use crate::member::reports::{self, ReportBuf};
 
 /// Results of operator commands, matched to their waiters by journal sequence number (the
 /// engine's answer may come before the waiter registers).
@@ -77,6 +77,20 @@ pub struct Router {
     pub max_pending: usize,
     /// A cluster member's takeover (None: a single node, always serving).
     pub member: Option<Serving>,
+    /// Where a member's snapshots are written (None: a single node, which takes none).
+    pub snapshots: Option<SnapshotWriter>,
+}
+
+/// Writes the snapshots the engine agent takes, one at a time, off the router's thread.
+pub struct SnapshotWriter {
+    /// The snapshot directory.
+    pub dir: std::path::PathBuf,
+    /// Whether the session stores fsync (then they are synced before a snapshot is written:
+    /// a restart from it never reads the messages of the records it covers again).
+    pub sync_stores: bool,
+    /// A write is under way: a snapshot that comes meanwhile is dropped (the next is due
+    /// `snapshot_every` records later).
+    pub writing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Router {
@@ -93,6 +107,7 @@ impl Router {
                     a.deliver(o.origin_seq, *result);
                 }
                 OutMsg::Takeover { term, next_in } => self.takeover(*term, next_in),
+                OutMsg::Snapshot(_) => self.write_snapshot(o.msg),
                 OutMsg::SessionOut {
                     connection,
                     msg_type,
@@ -130,6 +145,41 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// A snapshot from the engine agent: every message of the records it covers came before it
+    /// and is stored; once the stores are synced (if they fsync) it is written on a blocking
+    /// thread.
+    fn write_snapshot(&self, msg: OutMsg) {
+        let (Some(w), OutMsg::Snapshot(image)) = (&self.snapshots, msg) else {
+            return;
+        };
+        if w.writing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tracing::warn!(
+                seq = image.seq,
+                "snapshot dropped: the previous one is still being written"
+            );
+            return;
+        }
+        if w.sync_stores {
+            for slot in self.registry.all() {
+                lock(slot).store.sync();
+            }
+        }
+        let (dir, writing) = (w.dir.clone(), Arc::clone(&w.writing));
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match crate::member::snapshot::write(&dir, &image) {
+                Ok(path) => tracing::info!(
+                    seq = image.seq,
+                    path = %path.display(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                ),
+                Err(e) => tracing::error!(seq = image.seq, error = %e, "snapshot not written"),
+            }
+            writing.store(false, std::sync::atomic::Ordering::Release);
+        });
     }
 
     /// A committed session message: numbered, stored, written if its connection is still the

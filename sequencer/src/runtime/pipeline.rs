@@ -1,7 +1,7 @@
 //! How the sequencer and engine agents get threads.
 //!
 //! * `inline` (the default): no thread of their own; both duty cycles run as one task on the
-//!   gateway's runtime thread ([`crate::agent::run_inline`], [`spawn_inline`]): no wake-up anywhere between a FIX read and the
+//!   gateway's runtime thread ([`crate::runtime::agent::run_inline`], [`spawn_inline`]): no wake-up anywhere between a FIX read and the
 //!   ExecutionReport it causes.
 //! * `shared`: one thread runs both duty cycles. Every input then reaches the
 //!   engine without a thread wake-up between sequencer and engine (on this 2-core VM a wake-up
@@ -11,8 +11,8 @@
 //!   machines with cores to spare (and `idle = "spin"`).
 //!
 //! Either way the journal comes first: the engine agent reads records only after the sequencer
-//! has published them. Every layout runs [`crate::agent::Agent`]s on the one runner of
-//! `crate::agent`: [`Sequencing`] and the engine agent alone, or composed into [`Both`].
+//! has published them. Every layout runs [`crate::runtime::agent::Agent`]s on the one runner of
+//! `crate::runtime::agent`: [`Sequencing`] and the engine agent alone, or composed into [`Both`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,10 +22,10 @@ use std::time::Duration;
 use ordo_journal::Positions;
 use tokio::sync::Notify;
 
-use crate::agent::{self, Agent, OnFailure, POLL_INTERVAL, Work};
-use crate::engine_runner::{EngineAgent, EngineWork};
-use crate::idle::{Doorbell, IdleStrategy};
-use crate::sequencing::SequencerAgent;
+use crate::leader::sequencing::SequencerAgent;
+use crate::member::engine_runner::{EngineAgent, EngineWork};
+use crate::runtime::agent::{self, Agent, OnFailure, POLL_INTERVAL, Work};
+use crate::runtime::idle::{Doorbell, IdleStrategy};
 
 /// Records the engine applies per shared duty cycle before the sequencer runs again (bounds
 /// how long new input waits behind a backlog).

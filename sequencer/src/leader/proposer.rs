@@ -2,7 +2,7 @@
 //! 4.1): the records of one duty cycle become one raft entry ([`Batch`]), proposed through
 //! openraft in stamp order, with at most `max_in_flight_entries` (the cluster file's; at most
 //! [`MAX_IN_FLIGHT_ENTRIES`]) proposed and not yet answered. Nothing here acknowledges anything: outputs leave when the engine agent has
-//! applied the committed records (`crate::engine_runner`, member mode).
+//! applied the committed records (`crate::member::engine_runner`, member mode).
 //!
 //! * [`LeaderGate`]: what the role watch tells the sequencer (lead in term T from this floor, or
 //!   do not lead).
@@ -19,8 +19,8 @@ use ordo_replica::batch::{Batch, MAX_BATCH_BYTES};
 use ordo_replica::types::Raft;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::leader::sequencing::Bell;
 use crate::schema::{Event, KIND_EVENT};
-use crate::sequencing::Bell;
 
 /// Entries proposed and not yet answered, at most, whatever the cluster file says. At the
 /// member's bound the sequencer takes no input (it waits in the lanes and joins the next entry;

@@ -5,7 +5,7 @@
 //! blocking, the default, so that nothing busy-spins). An agent runs on a thread of its own
 //! ([`spawn`]) or as a task on the gateway's runtime thread ([`run_inline`]); several agents that
 //! must not wake each other share one duty cycle by being composed into one agent
-//! (`crate::pipeline`).
+//! (`crate::runtime::pipeline`).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::idle::{Doorbell, IdleStrategy, Idler};
+use crate::runtime::idle::{Doorbell, IdleStrategy, Idler};
 
 /// Longest block while the agent waits for something that rings nothing (an fsync, room in a
 /// channel): it polls this often. The journal's durable listener ends a wait for an fsync at

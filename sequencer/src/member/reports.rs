@@ -5,7 +5,7 @@
 use ordo_engine::{CancelReason, OrdType, OrderView, Reason, Side, TimeInForce};
 
 use crate::catalog::Catalog;
-use crate::engine_runner::{OutMsg, Outbound};
+use crate::member::engine_runner::{OutMsg, Outbound};
 use ordo_fix::builder::{Value, itoa_u64};
 
 fn side(s: Side) -> &'static [u8] {
@@ -355,6 +355,10 @@ pub fn build<'a>(
             b"8"
         }
         // Not reports: the router applies them to the session itself.
-        OutMsg::Admin { .. } | OutMsg::SessionOut { .. } | OutMsg::Reset | OutMsg::Takeover { .. } => b"",
+        OutMsg::Admin { .. }
+        | OutMsg::SessionOut { .. }
+        | OutMsg::Reset
+        | OutMsg::Takeover { .. }
+        | OutMsg::Snapshot(_) => b"",
     }
 }

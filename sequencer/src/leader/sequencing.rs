@@ -12,9 +12,9 @@ use ordo_engine::Command;
 use ordo_engine::types::FixedStr;
 use ordo_journal::JournalWriter;
 
-use crate::clock::Stamper;
-use crate::idle::Doorbell;
-use crate::proposer::{Lead, Proposer};
+use crate::leader::clock::Stamper;
+use crate::leader::proposer::{Lead, Proposer};
+use crate::runtime::idle::Doorbell;
 use crate::schema::{Event, KIND_EVENT, KIND_SESSION_OUT};
 
 /// The session id of events the node makes itself (ticks, setup).
@@ -117,7 +117,7 @@ pub const SAFETY_PER_SESSION: usize = 2;
 /// Session messages (`Inbound::SessionOut`) one session can have waiting for the sequencer.
 /// They take the safety lane, so that a full order lane never holds up a Logon answer or a
 /// "system busy" refusal; a client that keeps sending into a full queue is disconnected once
-/// this many refusals wait (`crate::gateway::Slot::with_io`).
+/// this many refusals wait (`crate::leader::gateway::Slot::with_io`).
 pub const SESSION_OUT_PER_SESSION: usize = 1024;
 
 /// The two lanes: the order lane holds `capacity` inputs; the safety lane is sized for
@@ -337,14 +337,14 @@ const MAX_BATCH: usize = 256;
 pub enum Sink {
     /// A single node: the journal, written by the sequencer itself.
     Journal(JournalWriter),
-    /// A cluster member: raft entries, proposed while this member leads (`crate::proposer`).
+    /// A cluster member: raft entries, proposed while this member leads (`crate::leader::proposer`).
     Raft(Proposer),
 }
 
 /// The sequencer as an agent (Aeron's duty-cycle pattern): [`SequencerAgent::do_work`] appends
 /// what is queued and returns how much it did; whoever runs it decides how to idle. It runs on
-/// its own thread or shares one with the engine agent (`crate::pipeline`, on the runner of
-/// `crate::agent`).
+/// its own thread or shares one with the engine agent (`crate::runtime::pipeline`, on the runner of
+/// `crate::runtime::agent`).
 pub struct SequencerAgent {
     sink: Sink,
     stamper: Stamper,
@@ -709,7 +709,7 @@ mod tests {
     use ordo_journal::{JournalConfig, JournalReader};
 
     use super::*;
-    use crate::clock::Clock;
+    use crate::leader::clock::Clock;
 
     /// A clock whose synchronisation state flips every second question: true, true, false,
     /// false, true, ...

@@ -4,7 +4,7 @@
 //! gateway serves FIX only then (`serving`).
 //!
 //! Every member runs the same node: the engine agent applies the committed prefix on every
-//! member (`crate::engine_runner`, member mode), so a follower that is elected has its engine
+//! member (`crate::member::engine_runner`, member mode), so a follower that is elected has its engine
 //! at the committed position already.
 
 use std::collections::BTreeMap;
@@ -23,8 +23,8 @@ use ordo_replica::transfer::Handover;
 use ordo_replica::types::{NodeId, Raft};
 use tokio::sync::watch;
 
-use crate::proposer::LeaderGate;
-use crate::sequencing::Bell;
+use crate::leader::proposer::LeaderGate;
+use crate::leader::sequencing::Bell;
 
 /// How long a transfer waits for the sequencer to go quiet: every proposal answered, which
 /// under load is one commit's latency (p99 measured at ~330 ms at 5000 orders/s).

@@ -3,8 +3,9 @@
 //! of record N leave only once N is durable under the journal's policy: an ExecutionReport is
 //! never sent for an input that a crash could lose.
 //!
-//! On start it replays the journal from the beginning; outputs that a session's store shows as
-//! already sent (its high-water mark) are not sent again.
+//! On start it replays the journal from the beginning, or on a cluster member from its newest
+//! snapshot (`crate::member::snapshot`) on; outputs that a session's store shows as already
+//! sent (its high-water mark) are not sent again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -96,6 +97,9 @@ pub enum OutMsg {
     },
     /// The session's sequence numbers were reset (a Logon with ResetSeqNumFlag), committed.
     Reset,
+    /// A follower's snapshot after this record, for the router to write once it has stored
+    /// every message before it (`crate::member::snapshot`).
+    Snapshot(Box<crate::member::snapshot::Image>),
     /// This member's Takeover record (`schema::Event::Takeover`): every record before it is
     /// applied. `next_in`: per session, the next inbound MsgSeqNum the committed log implies.
     Takeover {
@@ -135,8 +139,35 @@ pub struct EngineRunner {
     /// `Committed` on a cluster member (everything it reads a majority holds: outputs may
     /// leave at once).
     pub read_limit: ReadLimit,
-    /// A cluster member's checkpoints (`crate::checkpoint`); None on a single node.
-    pub checkpoints: Option<crate::checkpoint::CheckpointSpec>,
+    /// A cluster member's checkpoints (`crate::member::checkpoint`); None on a single node.
+    pub checkpoints: Option<crate::member::checkpoint::CheckpointSpec>,
+    /// A cluster member's snapshots; None on a single node.
+    pub snapshots: Option<SnapshotSpec>,
+    /// The snapshot the engine starts from (`SnapshotSpec::restore`); None: the first record.
+    pub restored: Option<crate::member::snapshot::Restored>,
+}
+
+/// When and where a member's engine takes snapshots, and what it restarts from.
+#[derive(Clone)]
+pub struct SnapshotSpec {
+    /// One every this many records (above 0).
+    pub every: u64,
+    /// The snapshot directory (the restart reads the newest good one there).
+    pub dir: std::path::PathBuf,
+    /// While this member leads (its term above 0), snapshots are put off: encoding one stalls
+    /// the agent, which on a leader shares the sequencer's thread.
+    pub gate: Arc<crate::leader::proposer::LeaderGate>,
+}
+
+impl SnapshotSpec {
+    /// The newest good snapshot in `dir` for `sessions` sessions and the journal `journal_dir`.
+    pub fn restore(
+        &self,
+        sessions: usize,
+        journal_dir: &std::path::Path,
+    ) -> Option<crate::member::snapshot::Restored> {
+        crate::member::snapshot::load_latest(&self.dir, sessions, journal_dir)
+    }
 }
 
 fn route(
@@ -310,7 +341,7 @@ pub enum EngineWork {
 }
 
 /// The engine as an agent: [`EngineAgent::do_work`] releases durable outputs and applies the
-/// next journal record. `crate::pipeline` runs it on a thread of its own, on one shared with the
+/// next journal record. `crate::runtime::pipeline` runs it on a thread of its own, on one shared with the
 /// sequencer agent, or as a task on the gateway's thread.
 pub struct EngineAgent {
     runner: EngineRunner,
@@ -326,44 +357,122 @@ pub struct EngineAgent {
     /// last application message journaled, plus one; 2 after a reset, the Logon being 1).
     next_in: Vec<u64>,
     /// A member's checkpoints, and the directory of its halted file.
-    checkpoints: Option<(crate::checkpoint::Checkpoints, std::path::PathBuf)>,
+    checkpoints: Option<(crate::member::checkpoint::Checkpoints, std::path::PathBuf)>,
+    /// A member's snapshot schedule and its leader gate.
+    snapshots: Option<(
+        crate::member::snapshot::Schedule,
+        Arc<crate::leader::proposer::LeaderGate>,
+    )>,
+    /// The seq of the snapshot this agent started from (0: the first record).
+    restored_seq: u64,
 }
 
 impl EngineRunner {
     /// The agent, reading the journal from its first record. It finishes when `stop` is set
     /// and it has caught up.
     pub fn agent(
-        self,
+        mut self,
         positions: Arc<Positions>,
         tx: mpsc::Sender<Outbound>,
         stop: Arc<AtomicBool>,
         caught_up: Arc<AtomicBool>,
     ) -> Result<EngineAgent, String> {
-        let reader = JournalReader::open_with(&self.dir, 1, self.read_limit)
+        let sessions = self.high_water.len();
+        let restored = self.restored.take();
+        assert!(
+            restored
+                .as_ref()
+                .is_none_or(|r| r.image.next_in.len() == sessions),
+            "a snapshot for another session count"
+        );
+        let from = restored.as_ref().map_or(0, |r| r.image.seq);
+        let reader = JournalReader::open_with(&self.dir, from + 1, self.read_limit)
             .map_err(|e| format!("engine: open journal: {e}"))?;
         let max_held = self.max_held;
-        let sessions = self.high_water.len();
-        let checkpoints = self
-            .checkpoints
-            .clone()
-            .map(|c| (crate::checkpoint::Checkpoints::new(c.every, c.leader), c.data_dir));
+        let mut checkpoints = self.checkpoints.clone().map(|c| {
+            (
+                crate::member::checkpoint::Checkpoints::new(c.every, c.leader),
+                c.data_dir,
+            )
+        });
+        let snapshots = self.snapshots.as_ref().map(|s| {
+            (
+                crate::member::snapshot::Schedule::new(s.every, from),
+                Arc::clone(&s.gate),
+            )
+        });
+        let (engine, next_in) = match restored {
+            Some(r) => {
+                tracing::info!(
+                    path = %r.path.display(),
+                    seq = r.image.seq,
+                    "engine: restored from a snapshot; applying the journal after it"
+                );
+                if let Some((c, _)) = &mut checkpoints {
+                    c.resume(r.image.seq, r.image.hash);
+                }
+                (Some(r.engine), r.image.next_in)
+            }
+            None => (None, vec![1; sessions]),
+        };
         Ok(EngineAgent {
             checkpoints,
+            snapshots,
+            restored_seq: from,
             runner: self,
             positions,
             tx,
             stop,
             caught_up,
             reader,
-            engine: None,
+            engine,
             outputs: Vec::with_capacity(1 << 12),
             held: VecDeque::with_capacity(max_held),
-            next_in: vec![1; sessions],
+            next_in,
         })
     }
 }
 
 impl EngineAgent {
+    /// The seq of the snapshot this agent started from (0: it replays from the first record).
+    pub fn restored_seq(&self) -> u64 {
+        self.restored_seq
+    }
+
+    /// After record `seq`: a snapshot when one is due and this member does not lead, behind
+    /// the record's outputs (the router writes it once it has stored them).
+    fn snapshot_after(&mut self, seq: u64, ts: u64, crc: u32) {
+        let (Some((schedule, gate)), Some(engine)) = (&mut self.snapshots, &self.engine) else {
+            return;
+        };
+        if !schedule.due(seq) || gate.term() != 0 {
+            return;
+        }
+        schedule.taken(seq);
+        let started = std::time::Instant::now();
+        let image = crate::member::snapshot::Image {
+            seq,
+            timestamp_ns: ts,
+            record_crc: crc,
+            hash: engine.state_hash(),
+            next_in: self.next_in.clone(),
+            engine: engine.snapshot(),
+        };
+        tracing::info!(
+            seq,
+            bytes = image.engine.len(),
+            us = started.elapsed().as_micros() as u64,
+            "snapshot taken"
+        );
+        self.held.push_back(Outbound {
+            session: crate::leader::sequencing::NODE_SESSION,
+            origin_seq: seq,
+            origin_idx: u32::MAX,
+            timestamp_ns: ts,
+            msg: OutMsg::Snapshot(Box::new(image)),
+        });
+    }
+
     /// One duty cycle: release what is durable, then apply at most one journal record.
     pub fn do_work(&mut self) -> Result<EngineWork, String> {
         let mut released = 0;
@@ -419,7 +528,7 @@ impl EngineAgent {
                 });
             }
         };
-        let (seq, ts) = (record.seq(), record.timestamp_ns());
+        let (seq, ts, crc) = (record.seq(), record.timestamp_ns(), record.crc());
         if record.kind() == KIND_ENTRY && self.engine.is_none() {
             // A cluster's log starts with raft's own entries (membership, a leader's blank
             // entry) before the first leader proposes the genesis record: nothing to apply.
@@ -429,7 +538,7 @@ impl EngineAgent {
         // nothing for the engine: each applies as a Tick at its timestamp, so the engine sees
         // every seq. A session message goes on to its session, in log order.
         let tick = Event::Command {
-            session: crate::sequencing::NODE_SESSION,
+            session: crate::leader::sequencing::NODE_SESSION,
             msg_seq: 0,
             command: Command::Tick,
         };
@@ -474,7 +583,7 @@ impl EngineAgent {
                 && let Err(mismatch) = checkpoints.check(at, hash_hi, hash_lo)
             {
                 // Diverged: nothing more is applied, and the member stays down.
-                crate::checkpoint::halt(data_dir, &mismatch);
+                crate::member::checkpoint::halt(data_dir, &mismatch);
                 return Err(format!("engine: record {seq}: {mismatch}"));
             }
             checkpoints.after(seq, engine);
@@ -522,7 +631,7 @@ impl EngineAgent {
                 idx = 1;
             }
             Event::Takeover { term } => emit(derived(
-                crate::sequencing::NODE_SESSION,
+                crate::leader::sequencing::NODE_SESSION,
                 OutMsg::Takeover {
                     term,
                     next_in: next_in.as_slice().into(),
@@ -576,6 +685,7 @@ impl EngineAgent {
                 &mut emit,
             );
         }
+        self.snapshot_after(seq, ts, crc);
         Ok(EngineWork::Did(released + 1))
     }
 }
@@ -626,6 +736,8 @@ mod tests {
             max_held: 16,
             read_limit: ReadLimit::Committed,
             checkpoints: None,
+            snapshots: None,
+            restored: None,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let mut agent = runner
@@ -689,11 +801,13 @@ mod tests {
                 admin_session: ADMIN,
                 max_held: 16,
                 read_limit: ReadLimit::Committed,
-                checkpoints: Some(crate::checkpoint::CheckpointSpec {
+                checkpoints: Some(crate::member::checkpoint::CheckpointSpec {
                     every: 2,
                     leader: None,
                     data_dir: dir.to_path_buf(),
                 }),
+                snapshots: None,
+                restored: None,
             };
             let stop = Arc::new(AtomicBool::new(false));
             let mut agent = runner
@@ -710,7 +824,7 @@ mod tests {
         };
         let (dir, w) = journal(None);
         assert_eq!(run(dir.path(), &w), Ok(()));
-        assert!(crate::checkpoint::refuse_if_halted(dir.path()).is_ok());
+        assert!(crate::member::checkpoint::refuse_if_halted(dir.path()).is_ok());
 
         let (dir, w) = journal(Some(0xdead_beef));
         let e = run(dir.path(), &w).unwrap_err();
@@ -718,7 +832,91 @@ mod tests {
             e.contains("state hash mismatch at seq 2") && e.contains("000000000000000000000000deadbeef"),
             "{e}"
         );
-        let refused = crate::checkpoint::refuse_if_halted(dir.path()).unwrap_err();
+        let refused = crate::member::checkpoint::refuse_if_halted(dir.path()).unwrap_err();
         assert!(refused.contains("mismatch at seq 2"), "{refused}");
+    }
+
+    /// A follower's snapshot comes out behind the outputs of its record; an agent started on
+    /// the same journal with that snapshot begins after its seq, skips nothing after it, and
+    /// ends in the state a replay from the first record reaches. A leading member takes none.
+    #[test]
+    fn a_member_restarts_from_its_snapshot_to_the_state_a_full_replay_reaches() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("journal");
+        let mut w = JournalWriter::open(JournalConfig::new(&jdir)).unwrap();
+        let genesis = Event::Genesis {
+            config: EngineConfig::default(),
+        };
+        w.append_archived(1_000, KIND_EVENT, &genesis).unwrap();
+        for account in 1..=9 {
+            w.append_archived(1_000 + u64::from(account), KIND_EVENT, &kill(account))
+                .unwrap();
+        }
+        w.publish();
+        w.set_committed(10);
+        let gate = Arc::new(crate::leader::proposer::LeaderGate::default());
+        let run = |snapshots: Option<SnapshotSpec>| {
+            let (tx, mut rx) = mpsc::channel(64);
+            let runner = EngineRunner {
+                dir: jdir.clone(),
+                high_water: vec![(0, 0); 2],
+                admin_session: ADMIN,
+                max_held: 64,
+                read_limit: ReadLimit::Committed,
+                checkpoints: None,
+                restored: snapshots.as_ref().and_then(|s| s.restore(2, &jdir)),
+                snapshots,
+            };
+            let mut agent = runner
+                .agent(Arc::clone(w.positions()), tx, Arc::default(), Arc::default())
+                .unwrap();
+            for _ in 0..100 {
+                if matches!(agent.do_work().unwrap(), EngineWork::Idle { .. }) {
+                    let mut out = Vec::new();
+                    while let Ok(o) = rx.try_recv() {
+                        out.push(o);
+                    }
+                    return (agent, out);
+                }
+            }
+            panic!("the engine agent never went idle");
+        };
+        let spec = SnapshotSpec {
+            every: 4,
+            dir: dir.path().join("snapshots"),
+            gate: Arc::clone(&gate),
+        };
+        let (full, out) = run(Some(spec.clone()));
+        assert_eq!(full.restored_seq(), 0);
+        let images: Vec<_> = out
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match &o.msg {
+                OutMsg::Snapshot(image) => Some((i, image.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(images.iter().map(|(_, s)| s.seq).collect::<Vec<_>>(), [4, 8]);
+        // Behind every output of its record and of the records before it.
+        let (at, _) = images[0];
+        assert!(out[..at].iter().all(|o| o.origin_seq <= 4));
+        assert!(out[at + 1..].iter().all(|o| o.origin_seq > 4));
+        crate::member::snapshot::write(&spec.dir, &images[0].1).unwrap();
+
+        let (resumed, out) = run(Some(spec.clone()));
+        assert_eq!(resumed.restored_seq(), 4);
+        let seqs: Vec<u64> = out
+            .iter()
+            .filter(|o| !matches!(o.msg, OutMsg::Snapshot(_)))
+            .map(|o| o.origin_seq)
+            .collect();
+        assert_eq!(seqs, [5, 6, 7, 8, 9, 10], "every record after the snapshot, once");
+        let hash = |a: &EngineAgent| a.engine.as_ref().unwrap().state_hash();
+        assert_eq!(hash(&resumed), hash(&full));
+
+        // While the member leads, no snapshot.
+        gate.lead(3, 0, false);
+        let (_, out) = run(Some(spec));
+        assert!(!out.iter().any(|o| matches!(o.msg, OutMsg::Snapshot(_))));
     }
 }

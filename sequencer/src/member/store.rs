@@ -252,7 +252,7 @@ impl JournalStore {
         self.scratch.extend_from_slice(&origin.0.to_le_bytes());
         self.scratch.extend_from_slice(&origin.1.to_le_bytes());
         self.scratch.extend_from_slice(message);
-        let ts = crate::gateway::wall_clock_ns().max(self.last_ts);
+        let ts = crate::leader::gateway::wall_clock_ns().max(self.last_ts);
         self.last_ts = ts;
         match self.writer.append(ts, kind, &self.scratch) {
             Ok(seq) => Some(seq),

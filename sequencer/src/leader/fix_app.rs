@@ -14,8 +14,8 @@ use ordo_engine::{
 
 use crate::catalog::Catalog;
 use crate::config::SessionKind;
+use crate::leader::sequencing::{Inbound, InboundTx, Refused};
 use crate::schema::Event;
-use crate::sequencing::{Inbound, InboundTx, Refused};
 use ordo_fix::message::Message;
 use ordo_fix::session::{App, AppVerdict, Reply};
 use ordo_fix::timefmt;
