@@ -18,6 +18,7 @@ pub mod cluster_file;
 pub mod entry;
 pub mod member;
 pub mod network;
+pub mod rejoin;
 pub mod role;
 pub mod storage;
 pub mod transfer;

@@ -115,6 +115,8 @@ impl RunningMember {
         inbox: Inbox,
     ) -> Result<Self, String> {
         let (log, sm) = storage::open(&cfg.dir, cfg.durability).map_err(|e| e.to_string())?;
+        // Read before raft starts: its metrics are not yet loaded from the log at first.
+        let empty = log.last_seq() == 0;
         let rpc = Rpc::new(cfg.id, transport);
         let raft = Raft::new(
             cfg.id,
@@ -126,7 +128,17 @@ impl RunningMember {
         .await
         .map_err(|e| format!("member {}: raft: {e}", cfg.id))?;
         let lease = Duration::from_millis(cfg.election_timeout_max_ms);
-        let dispatcher = tokio::spawn(dispatch(inbox, raft.clone(), Arc::clone(&rpc), lease));
+        // Settle: twice openraft's timeout for an AppendEntries answer (a heartbeat interval):
+        // an answer sent before the data was lost is counted or dropped by then.
+        let settle = Duration::from_millis(2 * cfg.heartbeat_ms.max(1));
+        let guard = Arc::new(crate::rejoin::Guard::new(empty, settle));
+        let dispatcher = tokio::spawn(dispatch(
+            inbox,
+            raft.clone(),
+            Arc::clone(&rpc),
+            lease,
+            Arc::clone(&guard),
+        ));
         let (role_tx, role) = tokio::sync::watch::channel(Role::Follower {
             term: 0,
             leader: None,
@@ -140,6 +152,7 @@ impl RunningMember {
             every,
             role_tx,
             Arc::clone(&leading_since),
+            guard,
         ));
         Ok(RunningMember {
             id: cfg.id,
@@ -181,6 +194,7 @@ async fn watch_role(
     every: Duration,
     tx: tokio::sync::watch::Sender<Role>,
     leading_since: Arc<std::sync::Mutex<Option<(u64, Instant)>>>,
+    guard: Arc<crate::rejoin::Guard>,
 ) {
     let mut metrics = raft.metrics();
     loop {
@@ -193,6 +207,9 @@ async fn watch_role(
                 (Role::Leader { term } | Role::CutOff { term }, _) => Some((term, now)),
                 _ => None,
             };
+        }
+        if matches!(role, Role::Leader { .. }) {
+            guard.led();
         }
         tx.send_if_modified(|r| std::mem::replace(r, role) != role);
         if role == Role::Stopped {
@@ -209,7 +226,13 @@ async fn watch_role(
 /// Feeds arriving messages to raft (requests, each answered on a task of its own so that a slow
 /// append never holds up a vote) or to their waiters (answers). A message that does not decode
 /// is logged and dropped, as a damaged packet.
-async fn dispatch(mut inbox: Inbox, raft: Raft, rpc: Arc<Rpc>, lease: Duration) {
+async fn dispatch(
+    mut inbox: Inbox,
+    raft: Raft,
+    rpc: Arc<Rpc>,
+    lease: Duration,
+    guard: Arc<crate::rejoin::Guard>,
+) {
     let heard = Arc::new(Heard::default());
     while let Some(bytes) = inbox.recv().await {
         match wire::decode(&bytes) {
@@ -218,20 +241,39 @@ async fn dispatch(mut inbox: Inbox, raft: Raft, rpc: Arc<Rpc>, lease: Duration) 
                 let raft = raft.clone();
                 let rpc = Arc::clone(&rpc);
                 let heard = Arc::clone(&heard);
+                let guard = Arc::clone(&guard);
                 tokio::spawn(async move {
                     let body = match body {
                         Request::Campaign { term, last_index } => {
                             Response::Campaign(crate::transfer::campaign(&raft, from, term, last_index).await)
                         }
                         Request::Vote(r) => {
-                            let theirs = r.last_log_id;
-                            let answer = raft.vote(r).await;
-                            heard.take_over_from_a_shorter_log(&raft, &answer, theirs, lease);
-                            Response::Vote(answer)
+                            let ours = raft.metrics().borrow().vote;
+                            if let Some(refused) = guard.refuse(&r, ours) {
+                                Response::Vote(Ok(refused))
+                            } else {
+                                let theirs = r.last_log_id;
+                                let answer = raft.vote(r).await;
+                                heard.take_over_from_a_shorter_log(&raft, &answer, theirs, lease);
+                                Response::Vote(answer)
+                            }
                         }
                         Request::Append(r) => {
                             heard.now();
-                            Response::Append(raft.append_entries(r).await)
+                            // What the guard needs, taken before raft consumes the request.
+                            let seen = guard.holding().then(|| {
+                                let ours = r.entries.last().map(|e| e.log_id).or(r.prev_log_id);
+                                (ours, r.leader_commit)
+                            });
+                            let answer = raft.append_entries(r).await;
+                            if let (
+                                Some((ours, commit)),
+                                Ok(openraft::raft::AppendEntriesResponse::Success),
+                            ) = (seen, &answer)
+                            {
+                                guard.appended(ours, commit);
+                            }
+                            Response::Append(answer)
                         }
                         Request::Snapshot(r) => Response::Snapshot(raft.install_snapshot(r).await),
                     };

@@ -426,7 +426,11 @@ fn a_follower_restarts_from_its_snapshot_and_can_take_over() {
         let clordid = format!("o{n}");
         limit(c, &clordid, "ACC1", "1", "1", "90.00");
         let ack = c.expect(T);
-        assert_eq!((ack.get(150), ack.get(11)), (Some("0"), Some(clordid.as_str())), "{ack}");
+        assert_eq!(
+            (ack.get(150), ack.get(11)),
+            (Some("0"), Some(clordid.as_str())),
+            "{ack}"
+        );
         ack
     };
     // About two records per order (the entry's own record and the order's).
@@ -490,4 +494,35 @@ fn a_follower_restarts_from_its_snapshot_and_can_take_over() {
     );
     let next = place(&mut back, 271);
     assert_eq!(next.seq(), last.seq() + 3, "{next}");
+}
+
+/// A follower whose data directory is gone (a replaced disk) comes back empty: the leader
+/// carries on (openraft 0.9 would stop it on the follower's log going backwards, unless built
+/// with `loosen-follower-log-revert`), the member takes the whole log and ends with the same
+/// committed prefix, and the leader stays.
+#[test]
+fn a_follower_restarted_from_empty_takes_the_whole_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3);
+    let all = [1, 2, 3];
+    let leader = cluster.leader_among(&all, Duration::from_secs(30));
+    let follower = *all.iter().find(|&&id| id != leader).unwrap();
+    let mut c1 = FixClient::logged_on(cluster.fix_ports[&leader], 1);
+    for n in 1..=50 {
+        let clordid = format!("e{n}");
+        limit(&mut c1, &clordid, "ACC1", "1", "1", "90.00");
+        assert_eq!(c1.expect(T).get(150), Some("0"));
+    }
+    let committed = cluster.status(leader).unwrap().committed_seq;
+    cluster.committed_on(&all, committed, T);
+    cluster.kill9(follower);
+    std::fs::remove_dir_all(cluster.data_dir(follower)).unwrap();
+    // It is brought in (and may take much of the log) before it prints its ready line.
+    cluster.spawn(follower);
+    limit(&mut c1, "e51", "ACC1", "1", "1", "90.00");
+    assert_eq!(c1.expect(T).get(150), Some("0"));
+    let committed = cluster.status(leader).unwrap().committed_seq;
+    cluster.committed_on(&all, committed, Duration::from_secs(30));
+    committed_prefixes_agree(&cluster, &all);
+    assert_eq!(cluster.leader_among(&all, T), leader, "leadership moved");
 }

@@ -143,6 +143,12 @@ impl Cluster {
         self.members.insert(id, m);
     }
 
+    /// Removes the data directory of member `id` (killed first): it comes back empty.
+    pub fn wipe(&self, id: NodeId) {
+        assert!(!self.members.contains_key(&id), "member {id} is running");
+        std::fs::remove_dir_all(&self.configs[&id].dir).unwrap();
+    }
+
     /// The simulated network (panics on Aeron).
     pub fn sim(&self) -> &Arc<SimNet> {
         match &self.net {
