@@ -29,6 +29,14 @@ fn limit(c: &mut FixClient, clordid: &str, account: &str, side: &str, qty: &str,
     );
 }
 
+/// A buy of 1 AAA at 90.00 (below every sell here: it rests), and its ack.
+fn rest_one(c: &mut FixClient, clordid: &str) -> ordo_tests::fix_client::Msg {
+    limit(c, clordid, "ACC1", "1", "1", "90.00");
+    let ack = c.expect(T);
+    assert_eq!((ack.get(150), ack.get(11)), (Some("0"), Some(clordid)), "{ack}");
+    ack
+}
+
 /// Every pair of `ids` has the same committed prefix (one is a prefix of the other).
 fn committed_prefixes_agree(cluster: &Cluster, ids: &[u64]) {
     for (i, &a) in ids.iter().enumerate() {
@@ -422,17 +430,7 @@ fn a_follower_restarts_from_its_snapshot_and_can_take_over() {
     let follower = *all.iter().find(|&&id| id != leader).unwrap();
 
     let mut c1 = FixClient::logged_on(cluster.fix_ports[&leader], 1);
-    let place = |c: &mut FixClient, n: u32| {
-        let clordid = format!("o{n}");
-        limit(c, &clordid, "ACC1", "1", "1", "90.00");
-        let ack = c.expect(T);
-        assert_eq!(
-            (ack.get(150), ack.get(11)),
-            (Some("0"), Some(clordid.as_str())),
-            "{ack}"
-        );
-        ack
-    };
+    let place = |c: &mut FixClient, n: u32| rest_one(c, &format!("o{n}"));
     // About two records per order (the entry's own record and the order's).
     let first = place(&mut c1, 1);
     for n in 2..=250 {
@@ -509,9 +507,7 @@ fn a_follower_restarted_from_empty_takes_the_whole_log() {
     let follower = *all.iter().find(|&&id| id != leader).unwrap();
     let mut c1 = FixClient::logged_on(cluster.fix_ports[&leader], 1);
     for n in 1..=50 {
-        let clordid = format!("e{n}");
-        limit(&mut c1, &clordid, "ACC1", "1", "1", "90.00");
-        assert_eq!(c1.expect(T).get(150), Some("0"));
+        rest_one(&mut c1, &format!("e{n}"));
     }
     let committed = cluster.status(leader).unwrap().committed_seq;
     cluster.committed_on(&all, committed, T);
@@ -519,8 +515,7 @@ fn a_follower_restarted_from_empty_takes_the_whole_log() {
     std::fs::remove_dir_all(cluster.data_dir(follower)).unwrap();
     // It is brought in (and may take much of the log) before it prints its ready line.
     cluster.spawn(follower);
-    limit(&mut c1, "e51", "ACC1", "1", "1", "90.00");
-    assert_eq!(c1.expect(T).get(150), Some("0"));
+    rest_one(&mut c1, "e51");
     let committed = cluster.status(leader).unwrap().committed_seq;
     cluster.committed_on(&all, committed, Duration::from_secs(30));
     committed_prefixes_agree(&cluster, &all);
