@@ -52,7 +52,16 @@ pub struct Timings {
     /// Every this many records a follower writes a snapshot of its engine and derived session
     /// state, from which it restarts (`docs/REPLICATION.md`, 6.3); 0: none.
     pub snapshot_every: u64,
+    /// How long a new leader waits before it disconnects, for the venue, the cancel-on-disconnect
+    /// sessions that have not logged on to it again (their orders are then cancelled); 0: at
+    /// once, in the first entry of its term (`docs/REPLICATION.md`, 8.3). At most
+    /// [`MAX_TAKEOVER_GRACE_MS`].
+    pub takeover_grace_ms: u64,
 }
+
+/// The longest takeover grace a cluster file may ask for: a minute (orders of a session that
+/// lost its connection should not rest unattended for longer).
+pub const MAX_TAKEOVER_GRACE_MS: u64 = 60_000;
 
 /// Most entries in flight a cluster file may ask for.
 pub const MAX_IN_FLIGHT_ENTRIES: usize = 64;
@@ -66,6 +75,7 @@ impl Default for Timings {
             max_in_flight_entries: 4,
             checkpoint_every: 100_000,
             snapshot_every: 1_000_000,
+            takeover_grace_ms: 0,
         }
     }
 }
@@ -155,6 +165,12 @@ impl ClusterFile {
 
     fn check(&self) -> Result<(), ClusterFileError> {
         let t = self.timings;
+        if t.takeover_grace_ms > MAX_TAKEOVER_GRACE_MS {
+            return Err(ClusterFileError(format!(
+                "takeover_grace_ms {} is above the bound of {MAX_TAKEOVER_GRACE_MS}",
+                t.takeover_grace_ms
+            )));
+        }
         if t.heartbeat_ms == 0 || t.heartbeat_ms >= t.election_timeout_min_ms {
             return Err(ClusterFileError(format!(
                 "heartbeat_ms {} must be above 0 and below election_timeout_min_ms {}",
@@ -280,6 +296,14 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("max_in_flight_entries 0")
+        );
+        let grace = |ms: u64| format!("[cluster]\ntakeover_grace_ms = {ms}\n{}", member(1, 9000));
+        assert!(ClusterFile::parse(&grace(MAX_TAKEOVER_GRACE_MS)).is_ok());
+        assert!(
+            ClusterFile::parse(&grace(MAX_TAKEOVER_GRACE_MS + 1))
+                .unwrap_err()
+                .0
+                .contains("takeover_grace_ms 60001 is above the bound")
         );
         assert!(ClusterFile::parse("").unwrap_err().0.contains("0 members"));
         let at_bound: String = (1..=MAX_MEMBERS as u64)

@@ -341,7 +341,10 @@ async fn member_log(
     );
     // The leader of a new term disconnects every session for the venue: sessions connected to
     // the previous leader lost their connection with it (cancel-on-disconnect across failover).
+    // With a grace, later, only those that did not come back (the router's takeover).
+    let grace = spec.file.timings.takeover_grace_ms;
     let takeover = (0..catalog.sessions.len() as u32)
+        .filter(|_| grace == 0)
         .filter(|&s| catalog.sessions[s as usize].cancel_on_disconnect)
         .map(|session| Event::Command {
             session,
@@ -529,6 +532,10 @@ async fn run_as(
             member: member.as_ref().map(|m| Serving {
                 gate: Arc::clone(&m.gate),
                 serving: Arc::clone(&m.serving_tx),
+                grace: cluster
+                    .map(|spec| spec.file.timings.takeover_grace_ms)
+                    .filter(|&ms| ms > 0)
+                    .map(|ms| (Duration::from_millis(ms), inbound_tx.clone())),
             }),
         }
         .run(out_rx),

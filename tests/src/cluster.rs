@@ -58,19 +58,22 @@ pub struct Cluster {
     members: BTreeMap<u64, Child>,
 }
 
-/// The embedded node settings, with CLIENT3's orders cancelled when it disconnects (so a test
-/// can see the takeover's cancel-on-disconnect).
+/// The embedded node settings, with the orders of CLIENT3 and CLIENT6 cancelled when they
+/// disconnect (so a test can see the takeover's cancel-on-disconnect).
 fn node_settings() -> String {
-    let text = std::fs::read_to_string(repo_root().join("sequencer/src/default_config.toml"))
+    let mut text = std::fs::read_to_string(repo_root().join("sequencer/src/default_config.toml"))
         .expect("read the embedded configuration");
-    let at = text
-        .find("target_comp_id = \"CLIENT3\"")
-        .expect("CLIENT3 in the defaults");
-    let (head, tail) = text.split_at(at);
-    format!(
-        "{head}{}",
-        tail.replacen("cancel_on_disconnect = false", "cancel_on_disconnect = true", 1)
-    )
+    for who in ["CLIENT3", "CLIENT6"] {
+        let at = text
+            .find(&format!("target_comp_id = \"{who}\""))
+            .unwrap_or_else(|| panic!("{who} in the defaults"));
+        let (head, tail) = text.split_at(at);
+        text = format!(
+            "{head}{}",
+            tail.replacen("cancel_on_disconnect = false", "cancel_on_disconnect = true", 1)
+        );
+    }
+    text
 }
 
 fn free_udp_port() -> u16 {
@@ -83,10 +86,16 @@ fn free_udp_port() -> u16 {
 impl Cluster {
     /// Writes the cluster file of `n` members under `root` and starts every member.
     pub fn start(root: &Path, n: u64) -> Cluster {
+        Cluster::start_with(root, n, "")
+    }
+
+    /// As [`Cluster::start`], with `extra` lines in the file's `[cluster]` table.
+    pub fn start_with(root: &Path, n: u64, extra: &str) -> Cluster {
         let mut text = node_settings();
         text.push_str(
             "\n[cluster]\nheartbeat_ms = 50\nelection_timeout_min_ms = 120\nelection_timeout_max_ms = 200\ncheckpoint_every = 50\nsnapshot_every = 200\n",
         );
+        text.push_str(extra);
         let mut fix_ports = BTreeMap::new();
         for id in 1..=n {
             let fix = free_port();

@@ -521,3 +521,66 @@ fn a_follower_restarted_from_empty_takes_the_whole_log() {
     committed_prefixes_agree(&cluster, &all);
     assert_eq!(cluster.leader_among(&all, T), leader, "leadership moved");
 }
+
+/// A takeover grace (`takeover_grace_ms`, `docs/REPLICATION.md` 8.3): a cancel-on-disconnect
+/// session that logs on to the new leader within the grace keeps its orders; one that does not
+/// is disconnected for the venue when the grace is over, and its orders are cancelled. (The
+/// grace is 2 s and the test waits 5 s after the new leader serves: generous margins on both
+/// sides, since the timer runs on wall-clock time.)
+#[test]
+fn with_a_takeover_grace_a_session_back_in_time_keeps_its_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start_with(dir.path(), 3, "takeover_grace_ms = 2000\n");
+    let all = [1, 2, 3];
+    let leader = cluster.leader_among(&all, Duration::from_secs(30));
+    let survivors: Vec<u64> = all.iter().copied().filter(|&id| id != leader).collect();
+    let port = cluster.fix_ports[&leader];
+    let mut c3 = FixClient::logged_on(port, 3);
+    limit(&mut c3, "kept", "ACC3", "1", "10", "99.00");
+    assert_eq!(c3.expect(T).get(150), Some("0"));
+    let mut c6 = FixClient::logged_on(port, 6);
+    limit(&mut c6, "gone", "ACC6", "1", "10", "98.00");
+    let gone_ack = c6.expect(T);
+    assert_eq!(gone_ack.get(150), Some("0"));
+    let committed = cluster.status(leader).unwrap().committed_seq;
+    cluster.committed_on(&all, committed, T);
+
+    cluster.kill9(leader);
+    let new_leader = cluster.leader_among(&survivors, Duration::from_secs(10));
+    let port = cluster.fix_ports[&new_leader];
+    let mut back = FixClient::connect(port, "CLIENT3", "ORDO").unwrap();
+    back.next_out = c3.next_out;
+    let logon = back.logon("CLIENT3", "demo", false);
+    assert_eq!(logon.msg_type(), "A", "{logon}");
+    std::thread::sleep(Duration::from_secs(5));
+
+    // A sell of 20 down to 98.00: CLIENT3's bid at 99.00 is there, CLIENT6's at 98.00 is not.
+    let mut seller = FixClient::logged_on(port, 4);
+    limit(&mut seller, "s1", "ACC4", "2", "20", "98.00");
+    assert_eq!(seller.expect(T).get(150), Some("0"));
+    let fill = seller.expect(T);
+    assert_eq!((fill.get(150), fill.get(32)), (Some("F"), Some("10")), "{fill}");
+    match seller.read(Duration::from_millis(500)) {
+        Got::Timeout => {}
+        other => panic!("CLIENT6's bid was still there after the grace: {other:?}"),
+    }
+    let fill = back.expect(T);
+    assert_eq!((fill.get(150), fill.get(11)), (Some("F"), Some("kept")), "{fill}");
+
+    // CLIENT6 comes back late: its bid was cancelled while it was away (numbered for it then).
+    let mut late = FixClient::connect(port, "CLIENT6", "ORDO").unwrap();
+    late.next_out = c6.next_out;
+    let logon = late.logon("CLIENT6", "demo", false);
+    let gap_from = gone_ack.seq() + 1;
+    assert!(
+        logon.seq() > gap_from,
+        "nothing numbered for CLIENT6 while away: {logon}"
+    );
+    late.send("2", &[(7, &gap_from.to_string()), (16, "0")]);
+    let cancel = late.expect(T);
+    assert_eq!(
+        (cancel.get(150), cancel.get(11), cancel.get(43)),
+        (Some("4"), Some("gone"), Some("Y")),
+        "{cancel}"
+    );
+}

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ordo_engine::Reason;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::catalog::Catalog;
 use crate::leader::gateway::{Registry, lock};
 use crate::leader::proposer::LeaderGate;
+use crate::leader::sequencing::InboundTx;
 use crate::member::engine_runner::{OutMsg, Outbound};
 use crate::member::reports::{self, ReportBuf};
 
@@ -63,6 +65,9 @@ pub struct Serving {
     pub gate: Arc<LeaderGate>,
     /// The gateway serves while this is true.
     pub serving: Arc<watch::Sender<bool>>,
+    /// A takeover grace (`takeover_grace_ms` above 0): the sequencer's queue, and how long the
+    /// new leader waits before it disconnects the sessions that did not come back.
+    pub grace: Option<(Duration, InboundTx)>,
 }
 
 /// The router's state.
@@ -232,5 +237,69 @@ impl Router {
         }
         tracing::info!(term, "takeover applied: serving FIX");
         member.serving.send_if_modified(|s| !std::mem::replace(s, true));
+        if let Some((after, inbound)) = &member.grace {
+            tokio::spawn(disconnect_after_grace(
+                Arc::clone(&self.registry),
+                Arc::clone(&self.catalog),
+                Arc::clone(&member.gate),
+                inbound.clone(),
+                term,
+                *after,
+            ));
+        }
     }
+}
+
+/// The takeover grace (`docs/REPLICATION.md`, 8.3): after `after`, while this member still
+/// leads in `term`, every cancel-on-disconnect session that has not logged on to it again is
+/// disconnected for the venue (a sequenced SessionDisconnected: its orders are cancelled on
+/// every member at the same seq). Each is checked and queued under its slot's lock, which a
+/// Logon also takes: either the disconnect is queued before the Logon is handled (and a Logon
+/// waits for a session's safety events to be journaled), or the session is back and keeps its
+/// orders. A session with a connection bound, or with a safety event queued already (a
+/// connection that just closed queued its own disconnect), is left alone.
+async fn disconnect_after_grace(
+    registry: Arc<Registry>,
+    catalog: Arc<Catalog>,
+    gate: Arc<LeaderGate>,
+    inbound: InboundTx,
+    term: u64,
+    after: Duration,
+) {
+    tokio::time::sleep(after).await;
+    if gate.term() != term {
+        // No longer leading in that term: the next leader does its own takeover.
+        return;
+    }
+    let mut disconnected = 0;
+    for slot in registry.all() {
+        let g = lock(slot);
+        let session = g.id;
+        let cod = catalog
+            .sessions
+            .get(session as usize)
+            .is_some_and(|s| s.cancel_on_disconnect);
+        if !cod || g.connection() != 0 || inbound.safety_outstanding(session) > 0 {
+            continue;
+        }
+        let event = crate::schema::Event::Command {
+            session,
+            msg_seq: 0,
+            command: ordo_engine::Command::SessionDisconnected {
+                session,
+                cancel_orders: true,
+            },
+        };
+        if inbound.send_safety(session, event).is_err() {
+            return;
+        }
+        disconnected += 1;
+        drop(g);
+    }
+    tracing::info!(
+        term,
+        disconnected,
+        grace_ms = after.as_millis() as u64,
+        "takeover grace over: sessions not back disconnected"
+    );
 }
