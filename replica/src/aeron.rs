@@ -6,8 +6,15 @@
 //! outgoing messages from a bounded queue (a full queue drops the message, as a congested network
 //! would: raft retries), offers each to the peer's exclusive publication, and polls the member's
 //! subscription through a fragment assembler (messages above the MTU arrive in fragments),
-//! handing whole messages to the member's inbox. It backs off from 10 us to 1 ms of sleep when
-//! idle; a send wakes it at once.
+//! handing whole messages to the member's inbox.
+//!
+//! Idle: the embedded driver's thread backs off from 10 us to `driver_idle_max` (2 ms by
+//! default) of sleep; the aeron thread wakes it after every offer (a send leaves at once), and it
+//! wakes the aeron thread whenever it did work (it may have received something), so the aeron
+//! thread itself sleeps until woken (at most 50 ms). A packet that arrives while the driver
+//! sleeps waits up to `driver_idle_max`: the price of an idle member waking 500 times a second
+//! instead of thousands (`docs/REPLICATION.md`, 5). On a shared driver the aeron thread backs off
+//! to 1 ms, since nothing wakes it on a receive.
 //!
 //! Each member's driver has its own directory, `<aeron_root>/ordo-aeron-<id>-<pid>`: two drivers
 //! never share one (a driver silently takes over a live one's directory), and directories left
@@ -40,8 +47,15 @@ pub const RAFT_STREAM_ID: i32 = 1001;
 pub const OUTBOX_MESSAGES: usize = 4096;
 /// Fragments taken per poll.
 const FRAGMENT_LIMIT: usize = 64;
-/// Longest sleep of an idle aeron thread.
-const MAX_IDLE: Duration = Duration::from_millis(1);
+/// Default longest sleep of an idle embedded driver ([`AeronConfig::driver_idle_max`]).
+pub const DRIVER_IDLE_MAX: Duration = Duration::from_millis(4);
+/// Longest sleep of the aeron thread on a driver of its own: the driver wakes it when it has
+/// received something and a send wakes it, so this only bounds a missed wake.
+const MAX_IDLE_WOKEN: Duration = Duration::from_millis(50);
+/// Longest sleep of the aeron thread on a shared driver (nothing wakes it on a receive).
+const MAX_IDLE_SHARED: Duration = Duration::from_millis(1);
+/// Shortest sleep of an idle thread (the back-off doubles from here).
+const MIN_IDLE: Duration = Duration::from_micros(100);
 /// How long to wait for the driver, a publication or a subscription.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,6 +71,10 @@ pub struct AeronConfig {
     /// A media driver already running on this host to use instead of embedding one (members
     /// of one host may share one driver: one set of driver threads instead of one per member).
     pub shared_driver: Option<PathBuf>,
+    /// The longest an idle embedded driver sleeps ([`DRIVER_IDLE_MAX`] by default). A send
+    /// wakes it at once; a packet that arrives while it sleeps waits up to this long. Idle CPU
+    /// against the latency of the first message after a quiet spell (`docs/REPLICATION.md`, 5).
+    pub driver_idle_max: Duration,
 }
 
 /// A media driver of its own, for members of one host to share ([`AeronConfig::shared_driver`]).
@@ -71,7 +89,7 @@ impl SharedDriver {
     pub fn launch(dir: &Path) -> Result<SharedDriver, String> {
         Ok(SharedDriver {
             dir: dir.to_path_buf(),
-            _driver: RunningDriver::launch(dir)?,
+            _driver: RunningDriver::launch(dir, None, DRIVER_IDLE_MAX)?,
         })
     }
 
@@ -148,17 +166,20 @@ impl AeronTransport {
             .collect();
         let thread_stop = Arc::clone(&stop);
         let thread_dir = dir.clone();
+        let driver_idle_max = cfg.driver_idle_max;
         let handle = std::thread::Builder::new()
             .name(format!("aeron-{}", cfg.me))
-            .spawn(move || match Wired::set_up(&thread_dir, embed, own, &peers) {
-                Ok(wired) => {
-                    let _ = ready_tx.send(Ok(()));
-                    wired.run(&outgoing, &inbox_tx, &thread_stop);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })
+            .spawn(
+                move || match Wired::set_up(&thread_dir, embed.then_some(driver_idle_max), own, &peers) {
+                    Ok(wired) => {
+                        let _ = ready_tx.send(Ok(()));
+                        wired.run(&outgoing, &inbox_tx, &thread_stop);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                },
+            )
             .map_err(|e| format!("spawn the aeron thread: {e}"))?;
         let thread = handle.thread().clone();
         match ready_rx.recv_timeout(SETUP_TIMEOUT * 2) {
@@ -238,16 +259,22 @@ struct Wired {
 }
 
 impl Wired {
+    /// On the aeron thread: the driver (embedded when `embed` gives its longest idle sleep; it
+    /// then wakes this thread when it has received something), the client, the subscription
+    /// and a publication per peer.
     fn set_up(
         dir: &Path,
-        embed: bool,
+        embed: Option<Duration>,
         own: SocketAddr,
         peers: &[(NodeId, SocketAddr)],
     ) -> Result<Wired, String> {
-        let driver = if embed {
-            Some(RunningDriver::launch(dir)?)
-        } else {
-            None
+        let driver = match embed {
+            Some(idle_max) => Some(RunningDriver::launch(
+                dir,
+                Some(std::thread::current()),
+                idle_max,
+            )?),
+            None => None,
         };
         let aeron_error =
             |what: &str, e: rusteron_client::AeronCError| format!("aeron {}: {what}: {e:?}", dir.display());
@@ -291,12 +318,18 @@ impl Wired {
             return;
         };
         let mut idle = Duration::ZERO;
+        let max_idle = match &self.driver {
+            Some(_) => MAX_IDLE_WOKEN,
+            None => MAX_IDLE_SHARED,
+        };
         while !stop.load(Ordering::Acquire) {
             let mut work = 0usize;
+            let mut sent = false;
             loop {
                 match outgoing.try_recv() {
                     Ok((to, bytes)) => {
                         work += 1;
+                        sent = true;
                         if let Some(p) = self.publications.get(&to) {
                             // Not connected yet, back-pressured or closed: lost, raft retries.
                             if let Err(e) = p.offer(&bytes) {
@@ -308,6 +341,10 @@ impl Wired {
                     Err(TryRecvError::Disconnected) => return,
                 }
             }
+            if sent && let Some(d) = &self.driver {
+                // The driver may be asleep: what was offered leaves now, not at its next wake.
+                d.kick();
+            }
             match self.subscription.poll(Some(&assembler), FRAGMENT_LIMIT) {
                 Ok(n) => work += n as usize,
                 Err(e) => tracing::warn!(?e, "aeron poll"),
@@ -316,7 +353,7 @@ impl Wired {
                 idle = Duration::ZERO;
                 continue;
             }
-            idle = (idle * 2).clamp(Duration::from_micros(10), MAX_IDLE);
+            idle = (idle * 2).clamp(MIN_IDLE, max_idle);
             std::thread::park_timeout(idle);
         }
         drop(self.publications);
@@ -331,12 +368,31 @@ impl Wired {
 struct RunningDriver {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
+    /// Its thread, woken by a send.
+    thread: std::thread::Thread,
+    /// Set with each wake for a send ([`RunningDriver::kick`]).
+    kicked: Arc<AtomicBool>,
 }
 
 impl RunningDriver {
-    /// Launches a driver on `dir` (which must not exist: see the module docs), SHARED threading
-    /// with the backoff idle strategy.
-    fn launch(dir: &Path) -> Result<RunningDriver, String> {
+    /// Something was offered: the driver sends it now, and backs off from the shortest sleep
+    /// again (the answer may follow at once).
+    fn kick(&self) {
+        self.kicked.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+impl RunningDriver {
+    /// Launches a driver on `dir` (which must not exist: see the module docs), SHARED threading,
+    /// on a thread that backs off from 10 us to `idle_max` of sleep when idle and wakes `wake`
+    /// (the aeron thread of its member) whenever a duty cycle did work (it may have received
+    /// something for the subscription).
+    fn launch(
+        dir: &Path,
+        wake: Option<std::thread::Thread>,
+        idle_max: Duration,
+    ) -> Result<RunningDriver, String> {
         let fail = |what: &str, e: rusteron_media_driver::AeronCError| {
             format!("aeron driver {}: {what}: {e:?}", dir.display())
         };
@@ -349,9 +405,12 @@ impl RunningDriver {
             .map_err(|e| fail("delete on shutdown", e))?;
         ctx.set_threading_mode(aeron_threading_mode_enum::AERON_THREADING_MODE_SHARED)
             .map_err(|e| fail("threading", e))?;
+        // Its own idle strategy is not used: the thread below sleeps and is woken instead.
         ctx.set_shared_idle_strategy(c"backoff")
             .map_err(|e| fail("idle strategy", e))?;
         let stop = Arc::new(AtomicBool::new(false));
+        let kicked = Arc::new(AtomicBool::new(false));
+        let thread_kicked = Arc::clone(&kicked);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_stop = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
@@ -365,9 +424,29 @@ impl RunningDriver {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
+                let mut idle = Duration::ZERO;
                 while !thread_stop.load(Ordering::Acquire) {
                     match driver.main_do_work() {
-                        Ok(work) => driver.main_idle_strategy(work),
+                        Ok(work) if work > 0 => {
+                            // A send of ours: its answer may come within microseconds, so the
+                            // back-off starts over. The driver's own duties (status messages,
+                            // heartbeats of idle streams, timers) only shorten it: they come
+                            // every few ms and would otherwise keep it waking every 100 us.
+                            idle = if thread_kicked.swap(false, Ordering::AcqRel) {
+                                Duration::ZERO
+                            } else {
+                                idle / 4
+                            };
+                            if let Some(t) = &wake {
+                                t.unpark();
+                            }
+                        }
+                        Ok(_) => {
+                            idle = (idle * 2).clamp(MIN_IDLE, idle_max);
+                            if !thread_kicked.load(Ordering::Acquire) {
+                                std::thread::park_timeout(idle);
+                            }
+                        }
                         Err(e) => {
                             tracing::error!(?e, "aeron driver stopped");
                             return;
@@ -379,6 +458,8 @@ impl RunningDriver {
         match ready_rx.recv_timeout(SETUP_TIMEOUT) {
             Ok(Ok(())) => Ok(RunningDriver {
                 stop,
+                kicked,
+                thread: handle.thread().clone(),
                 handle: Some(handle),
             }),
             Ok(Err(e)) => {
@@ -394,6 +475,7 @@ impl RunningDriver {
 
     fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
+        self.thread.unpark();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
@@ -403,6 +485,7 @@ impl RunningDriver {
 impl Drop for RunningDriver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        self.thread.unpark();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

@@ -57,7 +57,14 @@ pub struct Timings {
     /// once, in the first entry of its term (`docs/REPLICATION.md`, 8.3). At most
     /// [`MAX_TAKEOVER_GRACE_MS`].
     pub takeover_grace_ms: u64,
+    /// The longest an idle member's embedded Aeron driver sleeps, us (a send wakes it; a packet
+    /// arriving meanwhile waits up to this long): idle CPU against the latency of the first
+    /// message after a quiet spell. 10 to [`MAX_TRANSPORT_IDLE_US`].
+    pub transport_idle_max_us: u64,
 }
+
+/// The longest driver sleep a cluster file may ask for (100 ms).
+pub const MAX_TRANSPORT_IDLE_US: u64 = 100_000;
 
 /// The longest takeover grace a cluster file may ask for: a minute (orders of a session that
 /// lost its connection should not rest unattended for longer).
@@ -76,6 +83,7 @@ impl Default for Timings {
             checkpoint_every: 100_000,
             snapshot_every: 1_000_000,
             takeover_grace_ms: 0,
+            transport_idle_max_us: 4_000,
         }
     }
 }
@@ -165,6 +173,12 @@ impl ClusterFile {
 
     fn check(&self) -> Result<(), ClusterFileError> {
         let t = self.timings;
+        if !(10..=MAX_TRANSPORT_IDLE_US).contains(&t.transport_idle_max_us) {
+            return Err(ClusterFileError(format!(
+                "transport_idle_max_us {} must be 10 to {MAX_TRANSPORT_IDLE_US}",
+                t.transport_idle_max_us
+            )));
+        }
         if t.takeover_grace_ms > MAX_TAKEOVER_GRACE_MS {
             return Err(ClusterFileError(format!(
                 "takeover_grace_ms {} is above the bound of {MAX_TAKEOVER_GRACE_MS}",

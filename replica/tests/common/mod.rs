@@ -130,6 +130,7 @@ impl Cluster {
                     endpoints: endpoints.clone(),
                     aeron_root: root.path().join(format!("m{id}")),
                     shared_driver: driver.as_ref().map(|d| d.dir().to_path_buf()),
+                    driver_idle_max: ordo_replica::aeron::DRIVER_IDLE_MAX,
                 };
                 std::fs::create_dir_all(&cfg.aeron_root).unwrap();
                 let (t, inbox) = AeronTransport::start(&cfg).unwrap();

@@ -250,6 +250,7 @@ impl Consensus {
                 endpoints,
                 aeron_root: spec.aeron_root.clone(),
                 shared_driver: None,
+                driver_idle_max: Duration::from_micros(t.transport_idle_max_us),
             })?;
             let member = RunningMember::start(&cfg, transport.clone(), inbox).await?;
             (Some(transport), member)

@@ -131,6 +131,7 @@ async fn start(args: &ClusterBenchArgs) -> Result<Members, String> {
             endpoints: endpoints.clone(),
             aeron_root: aeron.path().to_path_buf(),
             shared_driver: shared.as_ref().map(|d| d.dir().to_path_buf()),
+            driver_idle_max: ordo_replica::aeron::DRIVER_IDLE_MAX,
         };
         let (transport, inbox) = AeronTransport::start(&cfg)?;
         let mut member = MemberConfig::new(id, data.path().join(format!("m{id}")));
