@@ -319,6 +319,16 @@ mod tests {
                 .0
                 .contains("takeover_grace_ms 60001 is above the bound")
         );
+        let idle = |us: u64| format!("[cluster]\ntransport_idle_max_us = {us}\n{}", member(1, 9000));
+        assert!(ClusterFile::parse(&idle(MAX_TRANSPORT_IDLE_US)).is_ok());
+        for us in [9, MAX_TRANSPORT_IDLE_US + 1] {
+            assert!(
+                ClusterFile::parse(&idle(us))
+                    .unwrap_err()
+                    .0
+                    .contains(&format!("transport_idle_max_us {us} must be 10 to"))
+            );
+        }
         assert!(ClusterFile::parse("").unwrap_err().0.contains("0 members"));
         let at_bound: String = (1..=MAX_MEMBERS as u64)
             .map(|i| member(i, 9000 + 20 * i as u16))
