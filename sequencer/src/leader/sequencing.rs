@@ -4,7 +4,7 @@
 //! time. Nothing acts on an input before it is in the journal.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,8 @@ pub enum Inbound {
     /// encoded (journaled as a [`KIND_SESSION_OUT`] record), from
     /// [`InboundTx::send_session_out`].
     SessionOut(u32, Vec<u8>),
+    /// A Checkpoint record of this leader's engine, from [`InboundTx::send_checkpoint`].
+    Checkpoint(Event),
     /// Append nothing more, sync and stop.
     Shutdown,
 }
@@ -94,6 +96,8 @@ struct LaneState {
     /// Operator commands on the safety lane not yet taken by the sequencer: their own bound,
     /// so that operators can never take the sessions' slots.
     admin_outstanding: AtomicU32,
+    /// A checkpoint record on the safety lane not yet taken (one at a time).
+    checkpoint_outstanding: AtomicBool,
 }
 
 /// The receiving side of the two lanes (held by the sequencer agent).
@@ -129,12 +133,13 @@ pub fn inbound_channel(
 ) -> (InboundTx, InboundRx) {
     let (tx, rx) = sync_channel(capacity);
     let (safety_tx, safety_rx) =
-        sync_channel(sessions * (SAFETY_PER_SESSION + SESSION_OUT_PER_SESSION) + ADMIN_SAFETY_SLOTS);
+        sync_channel(sessions * (SAFETY_PER_SESSION + SESSION_OUT_PER_SESSION) + ADMIN_SAFETY_SLOTS + 1);
     let shared = Arc::new(LaneState {
         next_ticket: AtomicU64::new(0),
         outstanding: (0..sessions).map(|_| AtomicU32::new(0)).collect(),
         session_out: (0..sessions).map(|_| AtomicU32::new(0)).collect(),
         admin_outstanding: AtomicU32::new(0),
+        checkpoint_outstanding: AtomicBool::new(false),
     });
     let doorbell = Arc::new(Doorbell::default());
     let sender = InboundTx {
@@ -233,6 +238,18 @@ impl InboundTx {
         })
     }
 
+    /// Queues a Checkpoint record on the safety lane, so that a full order lane does not drop
+    /// it (`crate::member::checkpoint`). One slot: refused with [`Refused::Full`] while the
+    /// previous one is not yet taken (checkpoints are `checkpoint_every` records apart).
+    pub fn send_checkpoint(&self, record: Event) -> Result<(), Refused> {
+        let slot = &self.shared.checkpoint_outstanding;
+        if slot.swap(true, Ordering::AcqRel) {
+            return Err(Refused::Full);
+        }
+        self.send_safety_lane(Inbound::Checkpoint(record))
+            .inspect_err(|_| slot.store(false, Ordering::Release))
+    }
+
     fn send_safety_lane(&self, input: Inbound) -> Result<(), Refused> {
         match self.safety.try_send((self.ticket(), input)) {
             Ok(()) => {}
@@ -286,6 +303,7 @@ impl InboundRx {
         let input = self.safety_head.take().expect("chosen head is present").1;
         match &input {
             Inbound::Safety(..) => {}
+            Inbound::Checkpoint(_) => self.shared.checkpoint_outstanding.store(false, Ordering::Release),
             Inbound::SessionOut(session, _) => {
                 self.shared.session_out[*session as usize].fetch_sub(1, Ordering::AcqRel);
             }
@@ -398,6 +416,7 @@ fn split(input: Inbound) -> (Rec, Option<tokio::sync::oneshot::Sender<u64>>, Opt
         Inbound::Event(e) => (Rec::Event(e), None, None),
         Inbound::Tracked(e, reply) => (Rec::Event(e), Some(reply), None),
         Inbound::Safety(session, e) => (Rec::Event(e), None, Some(session)),
+        Inbound::Checkpoint(e) => (Rec::Event(e), None, None),
         Inbound::SessionOut(_, bytes) => (Rec::Raw(KIND_SESSION_OUT, bytes), None, None),
         Inbound::Shutdown => unreachable!("a Shutdown is never taken as an input"),
     }
@@ -817,5 +836,38 @@ mod tests {
         // A session's reset and disconnect still fit.
         tx.send_safety(0, Event::SessionReset { session: 0 }).unwrap();
         tx.send_safety(0, Event::SessionReset { session: 0 }).unwrap();
+    }
+
+    /// A checkpoint passes a full order lane and full operator slots; a second one waits for
+    /// the first to be taken (its one slot).
+    #[test]
+    fn a_checkpoint_passes_a_full_order_lane_and_takes_one_slot() {
+        let (tx, mut rx) = inbound_channel(1, 1, None);
+        let tick = Event::Command {
+            session: 0,
+            msg_seq: 1,
+            command: Command::Tick,
+        };
+        tx.try_send(Inbound::Event(tick)).unwrap();
+        assert_eq!(tx.try_send(Inbound::Event(tick)), Err(Refused::Full));
+        for _ in 0..ADMIN_SAFETY_SLOTS {
+            tx.send_admin(Inbound::Event(Event::SessionReset { session: 0 }))
+                .unwrap();
+        }
+        let checkpoint = |seq| Event::Checkpoint {
+            seq,
+            hash_hi: 1,
+            hash_lo: 2,
+        };
+        tx.send_checkpoint(checkpoint(10)).unwrap();
+        assert_eq!(tx.send_checkpoint(checkpoint(20)), Err(Refused::Full));
+        let mut taken = Vec::new();
+        while let Ok(input) = rx.try_next() {
+            if let Inbound::Checkpoint(e) = input {
+                taken.push(e);
+            }
+        }
+        assert_eq!(taken, [checkpoint(10)]);
+        tx.send_checkpoint(checkpoint(20)).unwrap();
     }
 }

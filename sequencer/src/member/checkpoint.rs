@@ -16,7 +16,7 @@ use ordo_engine::Engine;
 use ordo_engine::hash::hex128;
 
 use crate::leader::proposer::LeaderGate;
-use crate::leader::sequencing::{Inbound, InboundTx};
+use crate::leader::sequencing::InboundTx;
 use crate::schema::Event;
 
 /// Hashes kept for comparison: a Checkpoint record is proposed right after its seq is applied
@@ -81,8 +81,9 @@ impl Checkpoints {
     }
 
     /// After record `seq` was applied: takes the hash when one is due, and proposes it while
-    /// this member leads (dropped, with a log line, if the sequencer's queue is full: the next
-    /// one is due `every` records later).
+    /// this member leads, on the safety lane (a full order lane does not drop it; only a
+    /// previous checkpoint not yet taken does, with a log line: the next one is due `every`
+    /// records later).
     pub fn after(&mut self, seq: u64, engine: &Engine) {
         if seq < self.next_seq {
             return;
@@ -110,8 +111,11 @@ impl Checkpoints {
             hash_hi: (hash >> 64) as u64,
             hash_lo: hash as u64,
         };
-        if inbound.try_send(Inbound::Event(record)).is_err() {
-            tracing::warn!(seq, "checkpoint not proposed: the sequencer's queue is full");
+        if inbound.send_checkpoint(record).is_err() {
+            tracing::warn!(
+                seq,
+                "checkpoint not proposed: the previous one is not yet sequenced"
+            );
         }
     }
 
