@@ -33,6 +33,7 @@
 //! each commit may be gone too, and an operator decides.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use openraft::raft::{VoteRequest, VoteResponse};
@@ -43,6 +44,8 @@ use crate::types::{LogId, NodeId, Vote};
 #[derive(Debug)]
 pub struct Guard {
     state: Mutex<State>,
+    /// Set once the guard lets go: every later AppendEntries and vote checks only this.
+    free: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,17 +68,22 @@ impl Guard {
             State::Free
         };
         Guard {
+            free: AtomicBool::new(!empty),
             state: Mutex::new(state),
         }
     }
 
     /// Whether the guard still holds (lets go here once both conditions are met).
     pub fn holding(&self) -> bool {
+        if self.free.load(Ordering::Acquire) {
+            return false;
+        }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match *state {
             State::Holding { until, reached: true } if Instant::now() >= until => {
                 tracing::info!("caught up after starting empty: votes again");
                 *state = State::Free;
+                self.free.store(true, Ordering::Release);
                 false
             }
             State::Holding { .. } => true,
@@ -107,9 +115,13 @@ impl Guard {
 
     /// This member leads: raft elected it, so its log holds every committed entry.
     pub fn led(&self) {
+        if self.free.load(Ordering::Acquire) {
+            return;
+        }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(*state, State::Holding { .. }) {
             *state = State::Free;
+            self.free.store(true, Ordering::Release);
         }
     }
 
@@ -117,6 +129,9 @@ impl Guard {
     /// previous log id; `leader_commit`: the leader's commit index it carried): notes whether
     /// this member's log has reached that commit index.
     pub fn appended(&self, ours: Option<LogId>, leader_commit: Option<LogId>) {
+        if self.free.load(Ordering::Acquire) {
+            return;
+        }
         let reached_now = match (ours, leader_commit) {
             (_, None) => true,
             (Some(o), Some(c)) => o.index >= c.index,

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod durable_file;
 pub mod echo;
 pub mod leader;
 pub mod member;

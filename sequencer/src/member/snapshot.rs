@@ -19,7 +19,6 @@
 //! is wrong, and the next older one is tried; with none left the engine replays the journal
 //! from its first record. That is safe because the journal, not the snapshot, is the truth.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ordo_engine::Engine;
@@ -231,15 +230,7 @@ pub fn write(dir: &Path, image: &Image) -> Result<PathBuf, SnapshotError> {
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(file_name(image.seq));
-    let tmp = dir.join(format!("{}.tmp", file_name(image.seq)));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&image.encode()).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
+    crate::durable_file::replace(&path, &image.encode()).map_err(io(&path))?;
     for (_, old) in list(dir).into_iter().skip(KEEP) {
         if let Err(e) = std::fs::remove_file(&old) {
             tracing::warn!(path = %old.display(), %e, "could not remove an old snapshot");
@@ -451,6 +442,21 @@ mod tests {
         let mut wrong = image(8, records[7]);
         wrong.hash ^= 1;
         assert!(refused(&wrong.encode(), 3).contains("state hash"));
+    }
+
+    /// A file above the bound is refused from its size, before it is read (a sparse file).
+    #[test]
+    fn a_snapshot_above_the_size_bound_is_refused_unread() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join(file_name(1));
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(MAX_FILE_BYTES + 1)
+            .unwrap();
+        let e = load(&path, 0, &root.path().join("journal"))
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("above the bound"), "{e}");
     }
 
     #[test]

@@ -310,14 +310,7 @@ impl MessageStore for JournalStore {
     /// removed by the next [`JournalStore::open`].
     fn record_clean_stop(&mut self, next_target: u64) {
         let path = self.dir.join(NEXT_INBOUND_FILE);
-        let tmp = self.dir.join(format!("{NEXT_INBOUND_FILE}.tmp"));
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut f| {
-                std::io::Write::write_all(&mut f, format!("{next_target}\n").as_bytes())?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .and_then(|()| std::fs::File::open(&self.dir)?.sync_all());
+        let written = crate::durable_file::replace(&path, format!("{next_target}\n").as_bytes());
         if let Err(e) = written {
             // The next start then derives the number from the journal (and asks the client to
             // gap-fill its admin messages).
