@@ -403,6 +403,13 @@ impl RunningDriver {
             .map_err(|e| fail("delete on start", e))?;
         ctx.set_dir_delete_on_shutdown(true)
             .map_err(|e| fail("delete on shutdown", e))?;
+        // Unconnected send sockets. A connected UDP socket reports a dead peer's ICMP port
+        // unreachable as ECONNREFUSED on its next send; Aeron 1.54's sender then sees a partial
+        // sendmmsg, does not advance the publication's position and sends the same datagrams
+        // again on every duty cycle: with a member down, each survivor's driver spun a core
+        // (docs/REPLICATION.md, 5). Unconnected, the kernel drops those errors and the sender
+        // stops at the flow-control window as it would for any silent receiver.
+        ctx.set_connect_enabled(false).map_err(|e| fail("connect", e))?;
         ctx.set_threading_mode(aeron_threading_mode_enum::AERON_THREADING_MODE_SHARED)
             .map_err(|e| fail("threading", e))?;
         // Its own idle strategy is not used: the thread below sleeps and is woken instead.
