@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -81,7 +81,7 @@ pub struct AeronConfig {
 /// Stopped (and its directory removed) when dropped.
 pub struct SharedDriver {
     dir: PathBuf,
-    _driver: RunningDriver,
+    driver: RunningDriver,
 }
 
 impl SharedDriver {
@@ -89,8 +89,13 @@ impl SharedDriver {
     pub fn launch(dir: &Path) -> Result<SharedDriver, String> {
         Ok(SharedDriver {
             dir: dir.to_path_buf(),
-            _driver: RunningDriver::launch(dir, None, DRIVER_IDLE_MAX)?,
+            driver: RunningDriver::launch(dir, None, DRIVER_IDLE_MAX, Arc::default())?,
         })
+    }
+
+    /// Its duty cycles that found work so far ([`AeronTransport::driver_busy_cycles`]).
+    pub fn busy_cycles(&self) -> u64 {
+        self.driver.busy_cycles.load(Ordering::Relaxed)
     }
 
     /// Its directory, for [`AeronConfig::shared_driver`].
@@ -106,6 +111,8 @@ pub struct AeronTransport {
     stop: Arc<AtomicBool>,
     handle: std::sync::Mutex<Option<JoinHandle<()>>>,
     dir: PathBuf,
+    /// The embedded driver's busy duty cycles (none on a shared driver).
+    busy_cycles: Option<Arc<AtomicU64>>,
 }
 
 impl std::fmt::Debug for AeronTransport {
@@ -167,10 +174,12 @@ impl AeronTransport {
         let thread_stop = Arc::clone(&stop);
         let thread_dir = dir.clone();
         let driver_idle_max = cfg.driver_idle_max;
+        let busy_cycles = Arc::new(AtomicU64::new(0));
+        let driver_busy = embed.then(|| (driver_idle_max, Arc::clone(&busy_cycles)));
         let handle = std::thread::Builder::new()
             .name(format!("aeron-{}", cfg.me))
             .spawn(
-                move || match Wired::set_up(&thread_dir, embed.then_some(driver_idle_max), own, &peers) {
+                move || match Wired::set_up(&thread_dir, driver_busy, own, &peers) {
                     Ok(wired) => {
                         let _ = ready_tx.send(Ok(()));
                         wired.run(&outgoing, &inbox_tx, &thread_stop);
@@ -202,6 +211,7 @@ impl AeronTransport {
             stop,
             handle: std::sync::Mutex::new(Some(handle)),
             dir,
+            busy_cycles: embed.then_some(busy_cycles),
         });
         Ok((transport, inbox))
     }
@@ -209,6 +219,13 @@ impl AeronTransport {
     /// The driver's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How many of its embedded driver's duty cycles found work so far (`None` on a shared
+    /// driver). An idle member's driver finds some every few milliseconds (status messages,
+    /// heartbeats); one that finds it on every cycle is spinning.
+    pub fn driver_busy_cycles(&self) -> Option<u64> {
+        self.busy_cycles.as_ref().map(|c| c.load(Ordering::Relaxed))
     }
 
     /// Stops the aeron thread and the driver (which removes its directory).
@@ -259,20 +276,21 @@ struct Wired {
 }
 
 impl Wired {
-    /// On the aeron thread: the driver (embedded when `embed` gives its longest idle sleep; it
-    /// then wakes this thread when it has received something), the client, the subscription
-    /// and a publication per peer.
+    /// On the aeron thread: the driver (embedded when `embed` gives its longest idle sleep and
+    /// its busy-cycle counter; it then wakes this thread when it has received something), the
+    /// client, the subscription and a publication per peer.
     fn set_up(
         dir: &Path,
-        embed: Option<Duration>,
+        embed: Option<(Duration, Arc<AtomicU64>)>,
         own: SocketAddr,
         peers: &[(NodeId, SocketAddr)],
     ) -> Result<Wired, String> {
         let driver = match embed {
-            Some(idle_max) => Some(RunningDriver::launch(
+            Some((idle_max, busy_cycles)) => Some(RunningDriver::launch(
                 dir,
                 Some(std::thread::current()),
                 idle_max,
+                busy_cycles,
             )?),
             None => None,
         };
@@ -372,6 +390,8 @@ struct RunningDriver {
     thread: std::thread::Thread,
     /// Set with each wake for a send ([`RunningDriver::kick`]).
     kicked: Arc<AtomicBool>,
+    /// Duty cycles that found work.
+    busy_cycles: Arc<AtomicU64>,
 }
 
 impl RunningDriver {
@@ -392,6 +412,7 @@ impl RunningDriver {
         dir: &Path,
         wake: Option<std::thread::Thread>,
         idle_max: Duration,
+        busy_cycles: Arc<AtomicU64>,
     ) -> Result<RunningDriver, String> {
         let fail = |what: &str, e: rusteron_media_driver::AeronCError| {
             format!("aeron driver {}: {what}: {e:?}", dir.display())
@@ -418,6 +439,7 @@ impl RunningDriver {
         let stop = Arc::new(AtomicBool::new(false));
         let kicked = Arc::new(AtomicBool::new(false));
         let thread_kicked = Arc::clone(&kicked);
+        let thread_busy = Arc::clone(&busy_cycles);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_stop = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
@@ -436,6 +458,9 @@ impl RunningDriver {
                 while !thread_stop.load(Ordering::Acquire) {
                     match driver.main_do_work() {
                         Ok(work) => {
+                            if work > 0 {
+                                thread_busy.fetch_add(1, Ordering::Relaxed);
+                            }
                             // Wakes the aeron thread, at most once per MIN_IDLE: with a peer
                             // gone, Aeron's driver finds work on every cycle (measured: about
                             // 90,000 cycles a second, each sending an MTU's worth), and waking
@@ -477,6 +502,7 @@ impl RunningDriver {
             Ok(Ok(())) => Ok(RunningDriver {
                 stop,
                 kicked,
+                busy_cycles,
                 thread: handle.thread().clone(),
                 handle: Some(handle),
             }),
