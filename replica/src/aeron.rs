@@ -8,13 +8,17 @@
 //! subscription through a fragment assembler (messages above the MTU arrive in fragments),
 //! handing whole messages to the member's inbox.
 //!
-//! Idle: the embedded driver's thread backs off from 10 us to `driver_idle_max` (2 ms by
+//! Idle: the embedded driver's thread backs off from 100 us to `driver_idle_max` (4 ms by
 //! default) of sleep; the aeron thread wakes it after every offer (a send leaves at once), and it
 //! wakes the aeron thread whenever it did work (it may have received something), so the aeron
 //! thread itself sleeps until woken (at most 50 ms). A packet that arrives while the driver
 //! sleeps waits up to `driver_idle_max`: the price of an idle member waking 500 times a second
 //! instead of thousands (`docs/REPLICATION.md`, 5). On a shared driver the aeron thread backs off
 //! to 1 ms, since nothing wakes it on a receive.
+//!
+//! Send sockets are not connected (`aeron.driver.connect=false`): on a connected socket a dead
+//! peer's ICMP port unreachable made the driver resend the same datagrams on every duty cycle
+//! (`docs/REPLICATION.md`, 5; test `a_peer_gone_does_not_make_the_driver_spin`).
 //!
 //! Each member's driver has its own directory, `<aeron_root>/ordo-aeron-<id>-<pid>`: two drivers
 //! never share one (a driver silently takes over a live one's directory), and directories left
@@ -81,7 +85,7 @@ pub struct AeronConfig {
 /// Stopped (and its directory removed) when dropped.
 pub struct SharedDriver {
     dir: PathBuf,
-    driver: RunningDriver,
+    _driver: RunningDriver,
 }
 
 impl SharedDriver {
@@ -89,13 +93,8 @@ impl SharedDriver {
     pub fn launch(dir: &Path) -> Result<SharedDriver, String> {
         Ok(SharedDriver {
             dir: dir.to_path_buf(),
-            driver: RunningDriver::launch(dir, None, DRIVER_IDLE_MAX, Arc::default())?,
+            _driver: RunningDriver::launch(dir, None, DRIVER_IDLE_MAX, Arc::default())?,
         })
-    }
-
-    /// Its duty cycles that found work so far ([`AeronTransport::driver_busy_cycles`]).
-    pub fn busy_cycles(&self) -> u64 {
-        self.driver.busy_cycles.load(Ordering::Relaxed)
     }
 
     /// Its directory, for [`AeronConfig::shared_driver`].
@@ -390,8 +389,6 @@ struct RunningDriver {
     thread: std::thread::Thread,
     /// Set with each wake for a send ([`RunningDriver::kick`]).
     kicked: Arc<AtomicBool>,
-    /// Duty cycles that found work.
-    busy_cycles: Arc<AtomicU64>,
 }
 
 impl RunningDriver {
@@ -439,7 +436,6 @@ impl RunningDriver {
         let stop = Arc::new(AtomicBool::new(false));
         let kicked = Arc::new(AtomicBool::new(false));
         let thread_kicked = Arc::clone(&kicked);
-        let thread_busy = Arc::clone(&busy_cycles);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_stop = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
@@ -459,7 +455,7 @@ impl RunningDriver {
                     match driver.main_do_work() {
                         Ok(work) => {
                             if work > 0 {
-                                thread_busy.fetch_add(1, Ordering::Relaxed);
+                                busy_cycles.fetch_add(1, Ordering::Relaxed);
                             }
                             // Wakes the aeron thread, at most once per MIN_IDLE: should the
                             // driver find work on every cycle (as it did with a peer gone and
@@ -502,7 +498,6 @@ impl RunningDriver {
             Ok(Ok(())) => Ok(RunningDriver {
                 stop,
                 kicked,
-                busy_cycles,
                 thread: handle.thread().clone(),
                 handle: Some(handle),
             }),

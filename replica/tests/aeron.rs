@@ -74,7 +74,7 @@ fn a_peer_gone_does_not_make_the_driver_spin() {
     two.shutdown();
     drop(inbox_two);
     // A leader keeps sending heartbeats and entries to a member that is gone: 50 a second,
-    // some above the MTU, for 2 s before the measurement and 2 s during it.
+    // each above the MTU, for 2 s before the measurement and 2 s during it.
     let send_for = |d: Duration| {
         let until = Instant::now() + d;
         while Instant::now() < until {
