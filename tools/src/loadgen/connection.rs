@@ -2,6 +2,12 @@
 //! outbound buffer, framing of what arrives, and the session-level duties a load generator
 //! cannot skip (logon with a sequence reset, answering TestRequests, gap-filling a
 //! ResendRequest). Everything else is left to the driver.
+//!
+//! Logging on, first or again after the connection was lost, is a state machine driven by the
+//! same poll loop as the load ([`Connection::advance`]): a non-blocking connect, our Logon,
+//! its answer, each step bounded in time, the members tried in turn. So a session that is
+//! looking for the new leader after a failover never holds up the sessions that are still
+//! sending, nor those that found it first.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -25,7 +31,7 @@ pub const MAX_PENDING_OUT_BYTES: usize = 64 * 1024 * 1024;
 pub enum SessionError {
     /// Socket error or the peer closed.
     Io(String),
-    /// The node answered the logon with something else.
+    /// No member answered the logon with a Logon.
     Logon(String),
     /// The node sent a Logout or a session-level Reject.
     Protocol(String),
@@ -47,20 +53,53 @@ impl std::fmt::Display for SessionError {
 /// How long a session tries the members, in turn, to log on again after its connection was
 /// lost (a failover: the new leader is elected and serves within this).
 const RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the first logon of a run may take (one round of the members).
+const FIRST_LOGON_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one TCP connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long one Logon waits for its answer (it is committed before it is sent).
 const LOGON_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pause after every member refused us, before the next round (while a leader is elected).
+const ROUND_PAUSE: Duration = Duration::from_millis(10);
 
-/// A connected, logged-on initiator session.
+/// Where a session's link to the cluster stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Logged on: the load flows.
+    Up,
+    /// A non-blocking TCP connect to the member at `addr_at` is in progress.
+    Connecting,
+    /// Our Logon is written: its answer is awaited.
+    LoggingOn,
+    /// Every member refused us in this round: the next starts at `step_until`.
+    Pausing,
+}
+
+/// A FIX initiator session, logged on or logging on.
 pub struct Connection {
     /// SenderCompID (ours).
     pub sender: String,
     target: String,
-    stream: TcpStream,
-    /// The addresses to try (a cluster's members), and the one connected now.
+    /// The socket; none between attempts.
+    stream: Option<TcpStream>,
+    /// The addresses to try (a cluster's members), and the one connected or tried now.
     addrs: Vec<SocketAddr>,
     addr_at: usize,
     password: String,
     heartbeat_s: u32,
+    link: Link,
+    /// The end of the current step (connect, logon answer, pause).
+    step_until: Instant,
+    /// The end of the whole logon; after it the session has failed.
+    give_up_at: Instant,
+    /// Members tried in the current round.
+    tried: usize,
+    /// The first logon of a run resets the sequence numbers and tries one round only.
+    first: bool,
+    /// Why the last attempt failed.
+    last_error: String,
+    /// The inbound MsgSeqNum expected when our Logon was sent.
+    expected_at_logon: u64,
     next_out_seq: u64,
     /// Inbound MsgSeqNums processed since the last reset (one bit each): a resent message
     /// already seen is dropped, one never seen is processed once.
@@ -79,9 +118,24 @@ pub struct Connection {
     sending_time_ms: u64,
 }
 
+/// Starts a non-blocking TCP connect; true if it completed at once.
+fn start_connect(addr: SocketAddr) -> std::io::Result<(TcpStream, bool)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    let done = match socket.connect(&addr.into()) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
+        Err(e) => return Err(e),
+    };
+    let stream = TcpStream::from(socket);
+    stream.set_nodelay(true)?;
+    Ok((stream, done))
+}
+
 impl Connection {
-    /// Connects to the first of `addrs` that answers the Logon, with ResetSeqNumFlag (a load
-    /// run starts a fresh sequence).
+    /// Logs on to the first of `addrs` that answers the Logon, with ResetSeqNumFlag (a load
+    /// run starts a fresh sequence), trying each member once; blocks until then.
     pub fn logon(
         addrs: &[SocketAddr],
         sender: &str,
@@ -89,41 +143,23 @@ impl Connection {
         password: &str,
         heartbeat_s: u32,
     ) -> Result<Connection, SessionError> {
-        let mut last = SessionError::Io("no address".into());
-        for (at, &addr) in addrs.iter().enumerate() {
-            match Self::logon_at(addrs, at, sender, target, password, heartbeat_s) {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    tracing::debug!(%addr, %e, "logon refused: trying the next member");
-                    last = e;
-                }
-            }
-        }
-        Err(last)
-    }
-
-    fn logon_at(
-        addrs: &[SocketAddr],
-        at: usize,
-        sender: &str,
-        target: &str,
-        password: &str,
-        heartbeat_s: u32,
-    ) -> Result<Connection, SessionError> {
-        let addr = addrs[at];
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|e| SessionError::Io(format!("connect {addr}: {e}")))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| SessionError::Io(e.to_string()))?;
+        assert!(!addrs.is_empty(), "at least one address");
+        let now = Instant::now();
         let mut c = Connection {
             sender: sender.to_string(),
             target: target.to_string(),
-            stream,
+            stream: None,
             addrs: addrs.to_vec(),
-            addr_at: at,
+            addr_at: 0,
             password: password.to_string(),
             heartbeat_s,
+            link: Link::Pausing,
+            step_until: now,
+            give_up_at: now + FIRST_LOGON_TIMEOUT,
+            tried: 0,
+            first: true,
+            last_error: String::new(),
+            expected_at_logon: 1,
             got: Vec::new(),
             last_in_seq: 0,
             next_out_seq: 1,
@@ -137,117 +173,232 @@ impl Connection {
             sending_time: Vec::new(),
             sending_time_ms: 0,
         };
-        c.log_on(true, Duration::from_secs(5))?;
+        c.connect_next(now);
+        while !c.is_up() {
+            let mut fd = [libc::pollfd {
+                fd: c.fd(),
+                events: c.poll_events(),
+                revents: 0,
+            }];
+            let wait = c.wake_at().saturating_duration_since(Instant::now());
+            let timeout_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX).max(1);
+            // SAFETY: fd is one initialised pollfd (a negative fd is ignored by poll).
+            unsafe {
+                libc::poll(fd.as_mut_ptr(), 1, timeout_ms);
+            }
+            c.advance(Instant::now(), fd[0].revents, |_| {})?;
+        }
         Ok(c)
     }
 
-    /// The address connected now.
+    /// The address connected now (or tried now).
     pub fn addr(&self) -> SocketAddr {
         self.addrs[self.addr_at]
     }
 
-    /// After the connection was lost: tries the addresses in turn (the one that served first)
-    /// until one answers a Logon without a reset, for up to [`RECONNECT_TIMEOUT`]. Output not
-    /// yet written is dropped: its requests never reached the node (their numbers are
-    /// gap-filled when the node asks for them). Asks for what it missed (ResendRequest) when the
-    /// node's Logon answer is beyond the next number expected.
-    pub fn reconnect(&mut self) -> Result<(), SessionError> {
-        let deadline = Instant::now() + RECONNECT_TIMEOUT;
+    /// Whether the session is logged on.
+    pub fn is_up(&self) -> bool {
+        self.link == Link::Up
+    }
+
+    /// The connection was lost: starts logging on again, without a reset, trying the members
+    /// in turn (the one that served first) for up to [`RECONNECT_TIMEOUT`]; [`advance`] does
+    /// the rest. Output not yet written is dropped: its requests never reached the node (their
+    /// numbers are gap-filled when the node asks for them). Once logged on, asks for what it
+    /// missed (ResendRequest) when the node's Logon answer is beyond the next number expected.
+    ///
+    /// [`advance`]: Connection::advance
+    pub fn lost(&mut self, now: Instant) {
+        self.first = false;
+        self.tried = 0;
+        self.give_up_at = now + RECONNECT_TIMEOUT;
+        self.connect_next(now);
+    }
+
+    /// When the current logon step ends (only meaningful while not up).
+    pub fn wake_at(&self) -> Instant {
+        self.step_until.min(self.give_up_at)
+    }
+
+    /// The poll(2) events the session waits for.
+    pub fn poll_events(&self) -> i16 {
+        let out = if self.pending_out() > 0 { libc::POLLOUT } else { 0 };
+        match self.link {
+            Link::Up | Link::LoggingOn => libc::POLLIN | out,
+            Link::Connecting => libc::POLLOUT,
+            Link::Pausing => 0,
+        }
+    }
+
+    /// Starts the next attempt, at the member at `addr_at`.
+    fn connect_next(&mut self, now: Instant) {
+        self.stream = None;
         self.out.clear();
         self.out_sent = 0;
         self.input_len = 0;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            for _ in 0..self.addrs.len() {
-                let addr = self.addrs[self.addr_at];
-                match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-                    Ok(stream) => {
-                        let _ = stream.set_nodelay(true);
-                        self.stream = stream;
-                        match self.log_on(false, LOGON_ANSWER_TIMEOUT) {
-                            Ok(()) => return Ok(()),
-                            Err(e) => last = format!("{addr}: {e}"),
-                        }
-                    }
-                    Err(e) => last = format!("{addr}: {e}"),
+        let addr = self.addrs[self.addr_at];
+        match start_connect(addr) {
+            Ok((stream, done)) => {
+                self.stream = Some(stream);
+                self.link = Link::Connecting;
+                self.step_until = now + CONNECT_TIMEOUT;
+                if done {
+                    self.send_logon(now);
                 }
-                self.addr_at = (self.addr_at + 1) % self.addrs.len();
             }
-            std::thread::sleep(Duration::from_millis(10));
+            Err(e) => self.refused(now, format!("connect {addr}: {e}")),
         }
-        Err(SessionError::Logon(format!(
-            "no member answered a logon within {RECONNECT_TIMEOUT:?} (last: {last})"
-        )))
     }
 
-    /// Sends our Logon on the current stream and waits for the answer; the stream is then
-    /// non-blocking.
-    fn log_on(&mut self, reset: bool, wait: Duration) -> Result<(), SessionError> {
-        let c = self;
-        if reset {
-            c.next_out_seq = 1;
-            c.got.clear();
-            c.last_in_seq = 0;
+    /// The member at `addr_at` did not take us: the next is tried when its turn comes (after a
+    /// pause once every member has refused in this round).
+    fn refused(&mut self, now: Instant, why: String) {
+        tracing::debug!(sender = %self.sender, addr = %self.addr(), %why, "logon attempt failed");
+        self.stream = None;
+        self.last_error = why;
+        self.addr_at = (self.addr_at + 1) % self.addrs.len();
+        self.tried += 1;
+        self.link = Link::Pausing;
+        self.step_until = now;
+        if self.tried >= self.addrs.len() {
+            self.tried = 0;
+            self.step_until = now + ROUND_PAUSE;
+            if self.first {
+                // The first logon of a run tries one round: a refusal then is an error.
+                self.give_up_at = now;
+            }
         }
-        c.stream
-            .set_nonblocking(false)
-            .map_err(|e| SessionError::Io(e.to_string()))?;
-        c.start(b"A");
-        c.builder
+    }
+
+    /// Writes our Logon on the connected stream.
+    fn send_logon(&mut self, now: Instant) {
+        if self.first {
+            self.next_out_seq = 1;
+            self.got.clear();
+            self.last_in_seq = 0;
+        }
+        self.expected_at_logon = self.last_in_seq + 1;
+        self.start(b"A");
+        self.builder
             .field(98, Value::U64(0))
-            .field(108, Value::U64(u64::from(c.heartbeat_s)));
-        if reset {
-            c.builder.field(141, Value::Bytes(b"Y"));
+            .field(108, Value::U64(u64::from(self.heartbeat_s)));
+        if self.first {
+            self.builder.field(141, Value::Bytes(b"Y"));
         }
-        c.builder
-            .field(553, Value::Bytes(c.sender.as_bytes()))
-            .field(554, Value::Bytes(c.password.as_bytes()));
-        c.finish();
-        c.stream
-            .set_read_timeout(Some(wait))
-            .map_err(|e| SessionError::Io(e.to_string()))?;
-        c.flush_blocking()?;
-        let expected = c.last_in_seq + 1;
-        let deadline = Instant::now() + wait;
-        loop {
-            if Instant::now() > deadline {
-                return Err(SessionError::Logon("no answer within 5 s".into()));
+        self.builder
+            .field(553, Value::Bytes(self.sender.as_bytes()))
+            .field(554, Value::Bytes(self.password.as_bytes()));
+        self.finish();
+        self.link = Link::LoggingOn;
+        self.step_until = now + LOGON_ANSWER_TIMEOUT;
+        if let Err(e) = self.flush() {
+            self.refused(now, format!("sending the logon: {e}"));
+        }
+    }
+
+    /// Moves a session that is not up one step on: `revents` is what poll(2) reported for its
+    /// socket. Messages that follow the Logon answer go to `on_app`. Ok(true) once logged on;
+    /// Err once [`RECONNECT_TIMEOUT`] has passed (or the first logon's round failed).
+    pub fn advance(
+        &mut self,
+        now: Instant,
+        revents: i16,
+        on_app: impl FnMut(&Message<'_>),
+    ) -> Result<bool, SessionError> {
+        debug_assert!(self.link != Link::Up, "advance is for a session logging on");
+        match self.link {
+            Link::Up => return Ok(true),
+            Link::Pausing if now >= self.step_until && now < self.give_up_at => self.connect_next(now),
+            Link::Pausing => {}
+            Link::Connecting if revents != 0 => self.connected(now),
+            Link::Connecting if now >= self.step_until => {
+                self.refused(
+                    now,
+                    format!("connect {}: no answer within {CONNECT_TIMEOUT:?}", self.addr()),
+                );
             }
-            let n = c
-                .stream
-                .read(&mut c.input[c.input_len..])
-                .map_err(|e| SessionError::Io(format!("waiting for the logon answer: {e}")))?;
-            if n == 0 {
-                return Err(SessionError::Logon("connection closed".into()));
-            }
-            c.input_len += n;
-            let mut answer = None;
-            c.poll_messages(|m| {
-                if answer.is_none() {
-                    answer = Some((m.msg_type().to_vec(), m.get_str(58).unwrap_or("").to_string()));
+            Link::Connecting => {}
+            Link::LoggingOn if revents & !libc::POLLOUT != 0 => self.logon_answer(now, on_app),
+            Link::LoggingOn if revents & libc::POLLOUT != 0 => {
+                if let Err(e) = self.flush() {
+                    self.refused(now, format!("sending the logon: {e}"));
                 }
-            })?;
-            match answer {
-                Some((t, _)) if t == b"A" => break,
-                Some((t, text)) => {
-                    return Err(SessionError::Logon(format!(
-                        "35={} {text}",
+            }
+            Link::LoggingOn if now >= self.step_until => {
+                self.refused(
+                    now,
+                    format!("no answer to the logon within {LOGON_ANSWER_TIMEOUT:?}"),
+                );
+            }
+            Link::LoggingOn => {}
+        }
+        if self.link == Link::Up {
+            return Ok(true);
+        }
+        if now >= self.give_up_at {
+            let within = if self.first {
+                FIRST_LOGON_TIMEOUT
+            } else {
+                RECONNECT_TIMEOUT
+            };
+            return Err(SessionError::Logon(format!(
+                "no member answered a logon within {within:?} (last: {})",
+                self.last_error
+            )));
+        }
+        Ok(false)
+    }
+
+    /// The connect finished, one way or the other.
+    fn connected(&mut self, now: Instant) {
+        let addr = self.addr();
+        let error = match self.stream.as_ref().map(TcpStream::take_error) {
+            Some(Ok(None)) => None,
+            Some(Ok(Some(e)) | Err(e)) => Some(e.to_string()),
+            None => Some("no socket".to_string()),
+        };
+        match error {
+            None => self.send_logon(now),
+            Some(e) => self.refused(now, format!("connect {addr}: {e}")),
+        }
+    }
+
+    /// Reads while awaiting the Logon answer: a Logon means logged on, anything else (a Logout,
+    /// a Reject, the connection closed) that this member refused us.
+    fn logon_answer(&mut self, now: Instant, mut on_app: impl FnMut(&Message<'_>)) {
+        let addr = self.addr();
+        let mut answer: Option<Vec<u8>> = None;
+        let result = self.receive(|m| match &answer {
+            None => answer = Some(m.msg_type().to_vec()),
+            Some(_) => on_app(m),
+        });
+        match (result, answer) {
+            (_, Some(t)) if t == b"A" => self.logged_on(),
+            (Err(e), _) => self.refused(now, format!("{addr}: {e}")),
+            (Ok(_), Some(t)) => {
+                self.refused(
+                    now,
+                    format!(
+                        "{addr}: answered the logon with 35={}",
                         String::from_utf8_lossy(&t)
-                    )));
-                }
-                None => {}
+                    ),
+                );
             }
+            (Ok(_), None) => {}
         }
-        c.stream
-            .set_nonblocking(true)
-            .map_err(|e| SessionError::Io(e.to_string()))?;
-        if !reset && c.last_in_seq > expected {
+    }
+
+    /// The Logon answer arrived.
+    fn logged_on(&mut self) {
+        self.link = Link::Up;
+        self.tried = 0;
+        if !self.first && self.last_in_seq > self.expected_at_logon {
             // Numbered for us while we were away (or before): ask for it.
-            c.start(b"2");
-            c.field(7, Value::U64(expected)).field(16, Value::U64(0));
-            c.finish();
+            self.start(b"2");
+            self.field(7, Value::U64(self.expected_at_logon))
+                .field(16, Value::U64(0));
+            self.finish();
         }
-        Ok(())
     }
 
     /// Notes inbound MsgSeqNum `seq`; false if it was processed before (a resend of it).
@@ -264,7 +415,7 @@ impl Connection {
 
     /// The socket, for poll(2).
     pub fn fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
+        self.stream.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 
     /// Unsent outbound bytes.
@@ -312,8 +463,11 @@ impl Connection {
 
     /// Writes what the socket takes now. Errors if the node has stopped reading.
     pub fn flush(&mut self) -> Result<(), SessionError> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(SessionError::Io("not connected".into()));
+        };
         while self.out_sent < self.out.len() {
-            match self.stream.write(&self.out[self.out_sent..]) {
+            match stream.write(&self.out[self.out_sent..]) {
                 Ok(0) => return Err(SessionError::Io("write returned 0".into())),
                 Ok(n) => self.out_sent += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -333,15 +487,6 @@ impl Connection {
         Ok(())
     }
 
-    fn flush_blocking(&mut self) -> Result<(), SessionError> {
-        self.stream
-            .write_all(&self.out[self.out_sent..])
-            .map_err(|e| SessionError::Io(format!("write: {e}")))?;
-        self.out.clear();
-        self.out_sent = 0;
-        Ok(())
-    }
-
     /// Reads what is available (non-blocking) and hands every application message to `on_app`.
     /// Session messages are answered here. Returns whether anything was read.
     pub fn receive(&mut self, on_app: impl FnMut(&Message<'_>)) -> Result<bool, SessionError> {
@@ -350,8 +495,11 @@ impl Connection {
         if self.input.len() - self.input_len < READ_CHUNK_BYTES {
             self.input.resize(self.input_len + READ_CHUNK_BYTES, 0);
         }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(SessionError::Io("not connected".into()));
+        };
         let any = loop {
-            match self.stream.read(&mut self.input[self.input_len..]) {
+            match stream.read(&mut self.input[self.input_len..]) {
                 Ok(0) => return Err(SessionError::Io("the node closed the connection".into())),
                 Ok(n) => {
                     self.input_len += n;
@@ -464,12 +612,18 @@ impl Connection {
 
     /// Sends a Logout and waits briefly for the answer (best effort at the end of a run).
     pub fn logout(mut self) {
+        if !self.is_up() {
+            return;
+        }
         self.start(b"5");
         self.finish();
-        let _ = self.stream.set_nonblocking(false);
-        let _ = self.flush_blocking();
-        let _ = self.stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let Some(mut stream) = self.stream.take() else {
+            return;
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.write_all(&self.out[self.out_sent..]);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0u8; 4096];
-        let _ = self.stream.read(&mut buf);
+        let _ = stream.read(&mut buf);
     }
 }

@@ -11,6 +11,7 @@
 mod connection;
 mod orders;
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Instant;
 
@@ -317,6 +318,58 @@ fn wait_readable(fds: &mut [libc::pollfd], timeout_ns: u64) {
     }
 }
 
+/// Bound of the requests held for one session while it logs on again: at 30 s of reconnecting
+/// (its limit) and 250K requests/s on one session, 7.5M. Beyond it the run fails.
+const MAX_HELD_PER_SESSION: usize = 8 << 20;
+
+/// A session's connection was lost: with several members it logs on again (to whichever leads
+/// then) while the others carry on; with one, or on a Logout or Reject, the run has failed.
+fn lose(
+    follow: bool,
+    i: usize,
+    c: &mut Connection,
+    e: connection::SessionError,
+    clock: &RunClock,
+    failovers: &mut Vec<Failover>,
+) -> Result<(), String> {
+    if !follow || !matches!(e, connection::SessionError::Io(_)) {
+        return Err(format!("{}: {e}", c.sender));
+    }
+    let lost_ns = clock.ns();
+    println!(
+        "loadgen: {} lost its connection to {} ({e}): logging on again",
+        c.sender,
+        c.addr()
+    );
+    c.lost(Instant::now());
+    failovers.push(Failover {
+        session: i,
+        lost_ns,
+        logged_on_ns: 0,
+        first_report_ns: 0,
+    });
+    Ok(())
+}
+
+/// A session that lost its connection is logged on again.
+fn logged_on_again(i: usize, c: &Connection, clock: &RunClock, failovers: &mut [Failover]) {
+    let now_ns = clock.ns();
+    let Some(f) = failovers
+        .iter_mut()
+        .rev()
+        .find(|f| f.session == i && f.logged_on_ns == 0)
+    else {
+        return;
+    };
+    f.logged_on_ns = now_ns;
+    println!(
+        "loadgen: {} logged on to {} after {:.1} ms",
+        c.sender,
+        c.addr(),
+        (now_ns - f.lost_ns) as f64 / 1e6
+    );
+}
+
 /// Runs the load; prints the summary; Err on a failed run (a session lost, answers missing).
 pub fn run(args: &LoadgenArgs) -> Result<(), String> {
     let report = drive(args)?;
@@ -415,10 +468,13 @@ pub fn drive(args: &LoadgenArgs) -> Result<Report, String> {
         .iter()
         .map(|c| libc::pollfd {
             fd: c.fd(),
-            events: libc::POLLIN,
+            events: c.poll_events(),
             revents: 0,
         })
         .collect();
+    // Requests that came due while their session was logging on again: sent once it is on.
+    let mut held: Vec<VecDeque<(u64, Action)>> = vec![VecDeque::new(); conns.len()];
+    let mut held_count = 0u64;
     let spin_ns = args.spin_us * 1000;
     let end_ns = Answers::scheduled_ns(args.rate, total);
     let give_up_ns = end_ns + args.drain_s * 1_000_000_000;
@@ -428,35 +484,6 @@ pub fn drive(args: &LoadgenArgs) -> Result<Report, String> {
     let mut k = 0u64;
     let mut failure: Option<String> = None;
     let mut failovers: Vec<Failover> = Vec::new();
-    // A connection lost: with several members, log on again to whichever leads; else the run
-    // has failed.
-    let lost = |i: usize,
-                c: &mut Connection,
-                e: connection::SessionError,
-                fd: &mut libc::pollfd,
-                failovers: &mut Vec<Failover>|
-     -> Result<(), String> {
-        if !follow || !matches!(e, connection::SessionError::Io(_)) {
-            return Err(format!("{}: {e}", c.sender));
-        }
-        let lost_ns = clock.ns();
-        c.reconnect().map_err(|e| format!("{}: {e}", c.sender))?;
-        let logged_on_ns = clock.ns();
-        println!(
-            "loadgen: {} lost its connection ({e}); logged on to {} after {:.1} ms",
-            c.sender,
-            c.addr(),
-            (logged_on_ns - lost_ns) as f64 / 1e6
-        );
-        fd.fd = c.fd();
-        failovers.push(Failover {
-            session: i,
-            lost_ns,
-            logged_on_ns,
-            first_report_ns: 0,
-        });
-        Ok(())
-    };
 
     'run: loop {
         let now = clock.ns();
@@ -465,10 +492,29 @@ pub fn drive(args: &LoadgenArgs) -> Result<Report, String> {
         while k < total && Answers::scheduled_ns(args.rate, k) <= now && round < 4096 {
             let s = orders.session_of(k);
             let action = orders.plan(k);
-            let c = &mut conns[s];
-            send(c, &accounts[s], &symbols, &pricing, &orders, k, action);
-            if k >= answers.measure_from_k {
-                send_lag.saturating_record(now.saturating_sub(Answers::scheduled_ns(args.rate, k)).max(1));
+            if conns[s].is_up() {
+                send(
+                    &mut conns[s],
+                    &accounts[s],
+                    &symbols,
+                    &pricing,
+                    &orders,
+                    k,
+                    action,
+                );
+                if k >= answers.measure_from_k {
+                    send_lag
+                        .saturating_record(now.saturating_sub(Answers::scheduled_ns(args.rate, k)).max(1));
+                }
+            } else if held[s].len() >= MAX_HELD_PER_SESSION {
+                failure = Some(format!(
+                    "{}: {MAX_HELD_PER_SESSION} requests held while logging on again",
+                    conns[s].sender
+                ));
+                break 'run;
+            } else {
+                held[s].push_back((k, action));
+                held_count += 1;
             }
             k += 1;
             round += 1;
@@ -478,13 +524,15 @@ pub fn drive(args: &LoadgenArgs) -> Result<Report, String> {
             measured_sent_end_ns = clock.ns();
         }
         for (i, c) in conns.iter_mut().enumerate() {
-            if let Err(e) = c.flush()
-                && let Err(f) = lost(i, c, e, &mut fds[i], &mut failovers)
+            if c.is_up()
+                && let Err(e) = c.flush()
+                && let Err(f) = lose(follow, i, c, e, &clock, &mut failovers)
             {
                 failure = Some(f);
                 break 'run;
             }
-            fds[i].events = libc::POLLIN | if c.pending_out() > 0 { libc::POLLOUT } else { 0 };
+            fds[i].fd = c.fd();
+            fds[i].events = c.poll_events();
             fds[i].revents = 0;
         }
         if k == total && answers.counts.answered == total {
@@ -494,40 +542,59 @@ pub fn drive(args: &LoadgenArgs) -> Result<Report, String> {
         if now > give_up_ns {
             break;
         }
-        let timeout_ns = if k < total {
+        let mut timeout_ns = if k < total {
             Answers::scheduled_ns(args.rate, k).saturating_sub(now)
         } else {
             give_up_ns - now
         };
+        for c in conns.iter().filter(|c| !c.is_up()) {
+            let wake_ns = c.wake_at().saturating_duration_since(clock.0).as_nanos() as u64;
+            timeout_ns = timeout_ns.min(wake_ns.saturating_sub(now));
+        }
         let timeout_ns = if timeout_ns <= spin_ns {
             0
         } else {
             timeout_ns.min(100_000_000)
         };
         wait_readable(&mut fds, timeout_ns);
+        let now_instant = Instant::now();
         for (i, c) in conns.iter_mut().enumerate() {
-            if fds[i].revents == 0 {
-                continue;
-            }
+            let revents = fds[i].revents;
             let sent = k;
             let before = answers.last_report_ns;
-            let result = c.receive(|m| {
-                let now = clock.ns();
-                answers.on_message(m, now, sent, &mut orders);
-            });
+            let mut on_app = |m: &Message<'_>| answers.on_message(m, clock.ns(), sent, &mut orders);
+            if c.is_up() {
+                if revents == 0 {
+                    continue;
+                }
+                if let Err(e) = c.receive(&mut on_app)
+                    && let Err(f) = lose(follow, i, c, e, &clock, &mut failovers)
+                {
+                    failure = Some(f);
+                    break 'run;
+                }
+            } else if revents != 0 || now_instant >= c.wake_at() {
+                match c.advance(now_instant, revents, &mut on_app) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        logged_on_again(i, c, &clock, &mut failovers);
+                        for (k, action) in held[i].drain(..) {
+                            send(c, &accounts[i], &symbols, &pricing, &orders, k, action);
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(format!("{}: {e}", c.sender));
+                        break 'run;
+                    }
+                }
+            }
             if answers.last_report_ns != before
                 && let Some(f) = failovers
                     .iter_mut()
                     .rev()
-                    .find(|f| f.session == i && f.first_report_ns == 0)
+                    .find(|f| f.session == i && f.first_report_ns == 0 && f.logged_on_ns > 0)
             {
                 f.first_report_ns = answers.last_report_ns;
-            }
-            if let Err(e) = result
-                && let Err(f) = lost(i, c, e, &mut fds[i], &mut failovers)
-            {
-                failure = Some(f);
-                break 'run;
             }
         }
     }
@@ -543,6 +610,7 @@ pub fn drive(args: &LoadgenArgs) -> Result<Report, String> {
         send_lag,
         acked: answers.acked,
         failovers,
+        held: held_count,
         failure,
         started: clock.0,
     };
@@ -568,6 +636,8 @@ pub struct Report {
     pub acked: Vec<u64>,
     /// The sessions that logged on again after losing their connection.
     pub failovers: Vec<Failover>,
+    /// Requests that came due while their session was logging on again (sent once it was).
+    held: u64,
     failure: Option<String>,
     /// When the run clock started.
     pub started: Instant,
@@ -622,13 +692,14 @@ impl Report {
             let longest_ns = self
                 .failovers
                 .iter()
-                .map(|f| f.logged_on_ns - f.lost_ns)
+                .map(|f| f.logged_on_ns.saturating_sub(f.lost_ns))
                 .max()
                 .unwrap_or(0);
             println!(
-                "loadgen: {} sessions logged on again after losing their connection (the longest took {:.1} ms)",
+                "loadgen: {} sessions logged on again after losing their connection (the longest took {:.1} ms); {} requests came due meanwhile and were sent once their session was on",
                 self.failovers.len(),
-                longest_ns as f64 / 1e6
+                longest_ns as f64 / 1e6,
+                self.held
             );
         }
         println!("loadgen: run took {:.1} s", self.elapsed_ns as f64 / 1e9);
