@@ -42,6 +42,7 @@ use rusteron_media_driver::bindings::aeron_threading_mode_enum;
 use rusteron_media_driver::{AeronDriver, AeronDriverContext};
 use tokio::sync::mpsc;
 
+use crate::driver_idle::{Bell, Sleeper};
 use crate::transport::{INBOX_MESSAGES, Inbox, Transport};
 use crate::types::NodeId;
 
@@ -385,8 +386,8 @@ impl Wired {
 struct RunningDriver {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
-    /// Its thread, woken by a send.
-    thread: std::thread::Thread,
+    /// Wakes its thread (a send, or the stop).
+    bell: Arc<Bell>,
     /// Set with each wake for a send ([`RunningDriver::kick`]).
     kicked: Arc<AtomicBool>,
 }
@@ -396,7 +397,7 @@ impl RunningDriver {
     /// again (the answer may follow at once).
     fn kick(&self) {
         self.kicked.store(true, Ordering::Release);
-        self.thread.unpark();
+        self.bell.ring();
     }
 }
 
@@ -433,6 +434,13 @@ impl RunningDriver {
         // Its own idle strategy is not used: the thread below sleeps and is woken instead.
         ctx.set_shared_idle_strategy(c"backoff")
             .map_err(|e| fail("idle strategy", e))?;
+        // Aeron's UDP transport with its sockets noted, so the thread sleeps on them.
+        let bindings = crate::driver_idle::bindings()?;
+        ctx.set_udp_channel_transport_bindings(bindings)
+            .map_err(|e| fail("transport bindings", e))?;
+        let bell =
+            Arc::new(Bell::new().map_err(|e| format!("aeron driver {}: eventfd: {e}", dir.display()))?);
+        let thread_bell = Arc::clone(&bell);
         let stop = Arc::new(AtomicBool::new(false));
         let kicked = Arc::new(AtomicBool::new(false));
         let thread_kicked = Arc::clone(&kicked);
@@ -451,9 +459,11 @@ impl RunningDriver {
                 let _ = ready_tx.send(Ok(()));
                 let mut idle = Duration::ZERO;
                 let mut last_wake = Instant::now();
+                let mut sleeper = Sleeper::new(&thread_bell);
                 while !thread_stop.load(Ordering::Acquire) {
                     match driver.main_do_work() {
                         Ok(work) => {
+                            sleeper.after_cycle(work > 0);
                             if work > 0 {
                                 busy_cycles.fetch_add(1, Ordering::Relaxed);
                             }
@@ -484,7 +494,7 @@ impl RunningDriver {
                                 continue;
                             }
                             idle = (idle * 2).clamp(MIN_IDLE, idle_max);
-                            std::thread::park_timeout(idle);
+                            sleeper.sleep(idle);
                         }
                         Err(e) => {
                             tracing::error!(?e, "aeron driver stopped");
@@ -498,7 +508,7 @@ impl RunningDriver {
             Ok(Ok(())) => Ok(RunningDriver {
                 stop,
                 kicked,
-                thread: handle.thread().clone(),
+                bell,
                 handle: Some(handle),
             }),
             Ok(Err(e)) => {
@@ -514,7 +524,7 @@ impl RunningDriver {
 
     fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
-        self.thread.unpark();
+        self.bell.ring();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
@@ -524,7 +534,7 @@ impl RunningDriver {
 impl Drop for RunningDriver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        self.thread.unpark();
+        self.bell.ring();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

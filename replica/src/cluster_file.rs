@@ -3,8 +3,9 @@
 //! ```toml
 //! [cluster]
 //! heartbeat_ms = 50
-//! election_timeout_min_ms = 120
-//! election_timeout_max_ms = 200
+//! leader_timeout_ms = 150
+//! election_timeout_min_ms = 190
+//! election_timeout_max_ms = 250
 //!
 //! [[member]]
 //! id = 1
@@ -34,10 +35,14 @@ pub const MAX_MEMBERS: usize = 7;
 pub struct Timings {
     /// Leader heartbeat interval.
     pub heartbeat_ms: u64,
-    /// Election timeout range. Each member draws from a narrow slice of its own, by its place
-    /// among the ids ([`Timings::election_slice`]). A follower campaigns once it has heard no
-    /// leader for its lease (its slice's maximum: openraft's rule) plus the time drawn. A leader
-    /// that hears no quorum for the range's maximum stops serving.
+    /// A leader that has heard no quorum's answer for this long stops serving FIX
+    /// (`docs/REPLICATION.md`, 4.4); every voter refuses candidates for a little longer
+    /// ([`Timings::lease_ms`]) after it last heard a leader.
+    pub leader_timeout_ms: u64,
+    /// Election timeout range. A member campaigns once it has been quiet (no leader heard, no
+    /// vote granted, no campaign) for a time drawn from a narrow slice of its own, by its place
+    /// among the ids ([`Timings::election_slice`]; `docs/REPLICATION.md`, 4.5). At least the
+    /// lease plus half a heartbeat.
     pub election_timeout_min_ms: u64,
     /// See `election_timeout_min_ms`.
     pub election_timeout_max_ms: u64,
@@ -77,8 +82,9 @@ impl Default for Timings {
     fn default() -> Self {
         Timings {
             heartbeat_ms: 50,
-            election_timeout_min_ms: 120,
-            election_timeout_max_ms: 200,
+            leader_timeout_ms: 150,
+            election_timeout_min_ms: 190,
+            election_timeout_max_ms: 250,
             max_in_flight_entries: 4,
             checkpoint_every: 100_000,
             snapshot_every: 1_000_000,
@@ -89,12 +95,10 @@ impl Default for Timings {
 }
 
 impl Timings {
-    /// The election timeout range of the member at `place` (0-based, by id) among `count`:
+    /// The campaign time range of the member at `place` (0-based, by id) among `count`:
     /// `[lo, lo + width)` with `lo` spread over the cluster's range by place and `width` a
     /// quarter of the spacing (`docs/REPLICATION.md`, 4.5). The spacing keeps two members from
-    /// campaigning together. The width is kept narrow because openraft 0.9 makes a follower
-    /// that knows a leader wait its lease, which is its own maximum, before its timeout even
-    /// starts: a wide slice would only add to every failover.
+    /// campaigning together; the width is narrow because all of it adds to a failover.
     pub fn election_slice(&self, place: u64, count: u64) -> (u64, u64) {
         assert!(place < count, "place {place} among {count}");
         let step = (self.election_timeout_max_ms - self.election_timeout_min_ms) / count;
@@ -102,11 +106,11 @@ impl Timings {
         (lo, lo + (step / 4).max(1))
     }
 
-    /// The earliest a follower can campaign after it last heard the leader, ms: the first
-    /// slice's lease plus its minimum.
-    pub fn earliest_campaign_ms(&self, count: u64) -> u64 {
-        let (lo, hi) = self.election_slice(0, count);
-        hi + lo
+    /// How long every voter refuses candidates after it last heard a leader, ms: the leader's
+    /// cut-off plus its watch's period plus 1, so a leader without a quorum has stopped serving
+    /// before any vote for a successor is granted.
+    pub fn lease_ms(&self) -> u64 {
+        self.leader_timeout_ms + self.watch_period_ms() + 1
     }
 
     /// How often a member's role watch looks at its metrics when nothing changes, ms.
@@ -185,10 +189,10 @@ impl ClusterFile {
                 t.takeover_grace_ms
             )));
         }
-        if t.heartbeat_ms == 0 || t.heartbeat_ms >= t.election_timeout_min_ms {
+        if t.heartbeat_ms == 0 || t.heartbeat_ms >= t.leader_timeout_ms {
             return Err(ClusterFileError(format!(
-                "heartbeat_ms {} must be above 0 and below election_timeout_min_ms {}",
-                t.heartbeat_ms, t.election_timeout_min_ms
+                "heartbeat_ms {} must be above 0 and below leader_timeout_ms {}",
+                t.heartbeat_ms, t.leader_timeout_ms
             )));
         }
         if t.election_timeout_min_ms >= t.election_timeout_max_ms {
@@ -197,15 +201,24 @@ impl ClusterFile {
                 t.election_timeout_min_ms, t.election_timeout_max_ms
             )));
         }
-        // A leader cut off from the majority must stop serving before any follower can
-        // campaign (`docs/REPLICATION.md`, 4.4).
-        let count = self.members.len().clamp(1, MAX_MEMBERS) as u64;
-        if t.election_timeout_max_ms + t.watch_period_ms() >= t.earliest_campaign_ms(count) {
+        // A leader cut off from the majority stops serving before any voter's lease runs out,
+        // and no member campaigns before then (`docs/REPLICATION.md`, 4.4, 4.5): half a
+        // heartbeat of margin for followers that heard the last heartbeat a little apart.
+        let earliest = t.lease_ms() + t.heartbeat_ms / 2;
+        if t.election_timeout_min_ms < earliest {
             return Err(ClusterFileError(format!(
-                "election_timeout_max_ms {} (when a leader without a quorum stops serving, plus {} ms for its watch to see it) must be below {} ms, the earliest a follower can campaign (twice election_timeout_min_ms plus the slice's width): raise election_timeout_min_ms or lower election_timeout_max_ms",
-                t.election_timeout_max_ms,
-                t.watch_period_ms(),
-                t.earliest_campaign_ms(count)
+                "election_timeout_min_ms {} must be at least {earliest} ms: leader_timeout_ms {} plus {} ms for the leader's watch to see it is the voters' lease ({} ms), and no member may campaign before it has run out (plus half a heartbeat): raise election_timeout_min_ms or lower leader_timeout_ms",
+                t.election_timeout_min_ms,
+                t.leader_timeout_ms,
+                t.watch_period_ms() + 1,
+                t.lease_ms()
+            )));
+        }
+        let count = self.members.len().clamp(1, MAX_MEMBERS) as u64;
+        if (t.election_timeout_max_ms - t.election_timeout_min_ms) / count < 4 {
+            return Err(ClusterFileError(format!(
+                "election_timeout_max_ms - election_timeout_min_ms must be at least {} ms: 4 ms for each of {count} members' slices",
+                4 * count
             )));
         }
         if t.max_in_flight_entries == 0 || t.max_in_flight_entries > MAX_IN_FLIGHT_ENTRIES {
@@ -291,18 +304,33 @@ mod tests {
                 .0
                 .contains("heartbeat_ms")
         );
-        // A cut-off leader would still serve when a follower may already campaign.
-        let wide = format!(
-            "[cluster]\nelection_timeout_min_ms = 120\nelection_timeout_max_ms = 240\n{}{}{}",
+        // A follower could campaign before a cut-off leader has stopped: the old timings.
+        let early = |min: u64| {
+            format!(
+                "[cluster]\nelection_timeout_min_ms = {min}\nelection_timeout_max_ms = 250\n{}{}{}",
+                member(1, 9000),
+                member(2, 9020),
+                member(3, 9040)
+            )
+        };
+        assert!(
+            ClusterFile::parse(&early(187))
+                .unwrap_err()
+                .0
+                .contains("election_timeout_min_ms 187 must be at least 188 ms")
+        );
+        assert!(ClusterFile::parse(&early(188)).is_ok());
+        let narrow = format!(
+            "[cluster]\nelection_timeout_min_ms = 190\nelection_timeout_max_ms = 201\n{}{}{}",
             member(1, 9000),
             member(2, 9020),
             member(3, 9040)
         );
         assert!(
-            ClusterFile::parse(&wide)
+            ClusterFile::parse(&narrow)
                 .unwrap_err()
                 .0
-                .contains("the earliest a follower can campaign")
+                .contains("4 ms for each of 3")
         );
         let in_flight = format!("[cluster]\nmax_in_flight_entries = 0\n{}", member(1, 9000));
         assert!(
@@ -350,14 +378,15 @@ mod tests {
     #[test]
     fn members_draw_from_narrow_slices_spread_by_place() {
         let t = Timings::default();
-        assert_eq!(t.election_slice(0, 3), (120, 126));
-        assert_eq!(t.election_slice(1, 3), (146, 152));
-        assert_eq!(t.election_slice(2, 3), (172, 178));
-        // The first member's lease (126) plus its minimum (120).
-        assert_eq!(t.earliest_campaign_ms(3), 246);
-        // The cut-off (200) and the watch's period (12) come before it.
+        assert_eq!(t.election_slice(0, 3), (190, 195));
+        assert_eq!(t.election_slice(1, 3), (210, 215));
+        assert_eq!(t.election_slice(2, 3), (230, 235));
+        // The cut-off (150) and the watch's period (12) come before the voters' lease runs
+        // out (163), and the earliest campaign after it, with half a heartbeat to spare.
         assert_eq!(t.watch_period_ms(), 12);
-        assert!(t.election_timeout_max_ms + t.watch_period_ms() < t.earliest_campaign_ms(3));
+        assert_eq!(t.lease_ms(), 163);
+        assert!(t.leader_timeout_ms + t.watch_period_ms() < t.lease_ms());
+        assert!(t.lease_ms() + t.heartbeat_ms / 2 <= t.election_slice(0, 3).0);
         // Seven members: slices of one tick's width stay apart.
         let slices: Vec<(u64, u64)> = (0..7).map(|p| t.election_slice(p, 7)).collect();
         assert!(slices.windows(2).all(|w| w[0].1 <= w[1].0), "{slices:?}");

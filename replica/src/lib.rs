@@ -8,13 +8,16 @@
 //!   [`aeron::AeronTransport`] (UDP between members);
 //!   [`network`]: openraft's network over it; [`wire`]: the messages.
 //! * [`cluster_file`]: the members and timings of `ordo node --cluster FILE`.
-//! * [`member`]: one member: raft on its journal, its dispatcher, its [`role`] (openraft 0.9 has
+//! * [`member`]: one member: raft on its journal, its dispatcher, its [`campaign`] timer (openraft
+//!   0.9 makes a follower wait its lease twice), its [`role`] (openraft 0.9 has
 //!   no CheckQuorum: a leader cut off from the majority is told to stop serving).
 //! * [`transfer`]: handing leadership to a chosen member (openraft 0.9 has no leader transfer).
 
 pub mod aeron;
 pub mod batch;
+pub mod campaign;
 pub mod cluster_file;
+pub mod driver_idle;
 pub mod entry;
 pub mod member;
 pub mod network;

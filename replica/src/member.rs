@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use openraft::{Config, SnapshotPolicy};
 use ordo_journal::Durability;
 
+use crate::campaign::CampaignTimer;
 use crate::network::{Network, Rpc};
 use crate::role::{LeaderWatch, Role};
 use crate::storage::{self, JournalLog};
@@ -41,31 +42,36 @@ pub struct MemberConfig {
     pub durability: Durability,
     /// Leader heartbeat, ms.
     pub heartbeat_ms: u64,
-    /// Election timeout range, ms.
-    pub election_timeout_min_ms: u64,
-    /// See `election_timeout_min_ms`.
-    pub election_timeout_max_ms: u64,
-    /// A leader that has heard no quorum for this long is cut off (the cluster's whole
-    /// election timeout range's maximum: no member waits longer to campaign).
+    /// A voter refuses every candidate for this long after it last heard a leader (openraft's
+    /// leader lease: its `election_timeout_max`), ms.
+    pub lease_ms: u64,
+    /// This member campaigns after a quiet spell drawn from `[lo, hi)` ms (`crate::campaign`):
+    /// above `lease_ms`, so a campaign comes when the voters can grant it.
+    pub campaign_ms: (u64, u64),
+    /// A leader that has heard no quorum for this long is cut off: below `lease_ms` by more
+    /// than `watch_period_ms`, so it has stopped serving before any voter grants a vote.
     pub quorum_timeout_ms: u64,
     /// How often the role watch looks when the metrics do not change (a cut-off leader's quorum
-    /// age grows without any change): well under the gap between `quorum_timeout_ms` and the
-    /// earliest campaign.
+    /// age grows without any change): well under the gap between `quorum_timeout_ms` and
+    /// `lease_ms`.
     pub watch_period_ms: u64,
 }
 
 impl MemberConfig {
-    /// Member `id` in `dir` with the default timings of `docs/REPLICATION.md` (4.7).
+    /// Member `id` in `dir` with the default timings of `docs/REPLICATION.md` (4.7), campaigning
+    /// after a quiet spell drawn from the whole default range (a cluster file gives each member
+    /// a slice of its own instead).
     pub fn new(id: NodeId, dir: impl Into<PathBuf>) -> Self {
+        let t = crate::cluster_file::Timings::default();
         MemberConfig {
             id,
             dir: dir.into(),
             durability: Durability::None,
-            heartbeat_ms: 50,
-            election_timeout_min_ms: 120,
-            election_timeout_max_ms: 200,
-            quorum_timeout_ms: 200,
-            watch_period_ms: 12,
+            heartbeat_ms: t.heartbeat_ms,
+            lease_ms: t.lease_ms(),
+            campaign_ms: (t.election_timeout_min_ms, t.election_timeout_max_ms),
+            quorum_timeout_ms: t.leader_timeout_ms,
+            watch_period_ms: t.watch_period_ms(),
         }
     }
 
@@ -74,8 +80,10 @@ impl MemberConfig {
         Config {
             cluster_name: "ordo".into(),
             heartbeat_interval: self.heartbeat_ms,
-            election_timeout_min: self.election_timeout_min_ms,
-            election_timeout_max: self.election_timeout_max_ms,
+            // Only the lease (the maximum) is used: elections are ours (`crate::campaign`).
+            election_timeout_min: self.lease_ms.saturating_sub(1).max(1),
+            election_timeout_max: self.lease_ms.max(2),
+            enable_elect: false,
             // Engine snapshots are not built yet; nothing is purged, so none is ever needed.
             snapshot_policy: SnapshotPolicy::Never,
             max_payload_entries: MAX_PAYLOAD_ENTRIES,
@@ -105,6 +113,7 @@ pub struct RunningMember {
     pub(crate) config: MemberConfig,
     dispatcher: tokio::task::JoinHandle<()>,
     watcher: tokio::task::JoinHandle<()>,
+    campaigner: tokio::task::JoinHandle<()>,
 }
 
 impl RunningMember {
@@ -127,7 +136,8 @@ impl RunningMember {
         )
         .await
         .map_err(|e| format!("member {}: raft: {e}", cfg.id))?;
-        let lease = Duration::from_millis(cfg.election_timeout_max_ms);
+        let lease = Duration::from_millis(cfg.lease_ms);
+        let timer = Arc::new(CampaignTimer::new(cfg.id, cfg.campaign_ms, Instant::now()));
         // Settle: twice openraft's timeout for an AppendEntries answer (a heartbeat interval):
         // an answer sent before the data was lost is counted or dropped by then.
         let settle = Duration::from_millis(2 * cfg.heartbeat_ms.max(1));
@@ -138,6 +148,14 @@ impl RunningMember {
             Arc::clone(&rpc),
             lease,
             Arc::clone(&guard),
+            Arc::clone(&timer),
+        ));
+        // A pre-vote question waits up to a heartbeat (times the RPC factor) for its answer.
+        let campaigner = tokio::spawn(crate::campaign::campaign_when_quiet(
+            raft.clone(),
+            timer,
+            Arc::clone(&rpc),
+            Duration::from_millis(cfg.heartbeat_ms.max(1)),
         ));
         let (role_tx, role) = tokio::sync::watch::channel(Role::Follower {
             term: 0,
@@ -164,6 +182,7 @@ impl RunningMember {
             config: cfg.clone(),
             dispatcher,
             watcher,
+            campaigner,
         })
     }
 
@@ -183,6 +202,7 @@ impl RunningMember {
         let _ = self.raft.shutdown().await;
         self.dispatcher.abort();
         self.watcher.abort();
+        self.campaigner.abort();
     }
 }
 
@@ -232,8 +252,8 @@ async fn dispatch(
     rpc: Arc<Rpc>,
     lease: Duration,
     guard: Arc<crate::rejoin::Guard>,
+    heard: Arc<CampaignTimer>,
 ) {
-    let heard = Arc::new(Heard::default());
     while let Some(bytes) = inbox.recv().await {
         match wire::decode(&bytes) {
             Ok(Wire::Response { id, body }) => rpc.complete(id, body),
@@ -247,6 +267,12 @@ async fn dispatch(
                         Request::Campaign { term, last_index } => {
                             Response::Campaign(crate::transfer::campaign(&raft, from, term, last_index).await)
                         }
+                        Request::PreVote => Response::PreVote(crate::campaign::would_vote(
+                            &raft,
+                            &heard,
+                            lease,
+                            Instant::now(),
+                        )),
                         Request::Vote(r) => {
                             let ours = raft.metrics().borrow().vote;
                             if let Some(refused) = guard.refuse(&r, ours) {
@@ -254,12 +280,17 @@ async fn dispatch(
                             } else {
                                 let (theirs, their_vote) = (r.last_log_id, r.vote);
                                 let answer = raft.vote(r).await;
-                                heard.take_over_from_a_shorter_log(&raft, &answer, theirs, their_vote, lease);
+                                if answer.as_ref().is_ok_and(|a| a.vote_granted) {
+                                    heard.reset(Instant::now());
+                                }
+                                take_over_from_a_shorter_log(
+                                    &heard, &raft, &answer, theirs, their_vote, lease,
+                                );
                                 Response::Vote(answer)
                             }
                         }
                         Request::Append(r) => {
-                            heard.now();
+                            heard.heard_leader(Instant::now());
                             // What the guard needs, taken before raft consumes the request.
                             let seen = guard.holding().then(|| {
                                 let ours = r.entries.last().map(|e| e.log_id).or(r.prev_log_id);
@@ -288,68 +319,54 @@ async fn dispatch(
     }
 }
 
-/// When this member last heard a leader (an AppendEntries arrived).
-#[derive(Debug, Default)]
-struct Heard(std::sync::Mutex<Option<Instant>>);
-
-impl Heard {
-    fn now(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+/// A candidate whose log is shorter than this member's was refused. Only a member with the
+/// longest log can win, and this one would otherwise campaign only when its own timer runs out
+/// (measured: 60-70 ms later, in two failovers of three; 150 ms when both had campaigned). If it
+/// has heard no leader for its lease (so it refused for the log, not for a live leader), it
+/// campaigns now, in a vote the candidate grants: a vote is ordered by term, then by id, and the
+/// candidate voted for itself, so this member's must be of a higher term, or of the same term
+/// with a higher id. When a higher id went first (seen in the members' logs of a twenty-failover
+/// run), openraft's first election is in the candidate's own term (it refused without taking
+/// that term) and is lost, so it elects again at once (without it, the next try came at its
+/// election timeout, 380-500 ms later).
+fn take_over_from_a_shorter_log(
+    heard: &CampaignTimer,
+    raft: &Raft,
+    answer: &Result<openraft::raft::VoteResponse<NodeId>, openraft::error::RaftError<NodeId>>,
+    theirs: Option<crate::types::LogId>,
+    their_vote: crate::types::Vote,
+    lease: Duration,
+) {
+    let Ok(answer) = answer else { return };
+    let silent = heard.leader_silent_for(lease, Instant::now());
+    if answer.vote_granted || answer.last_log_id <= theirs || !silent {
+        return;
     }
-
-    /// A candidate whose log is shorter than this member's was refused. Only a member with the
-    /// longest log can win, and this one would otherwise campaign only when its own timer runs
-    /// out (measured: 60-70 ms later, in two failovers of three; 150 ms when both had
-    /// campaigned). If it has heard no leader for its lease (so it refused for the log, not
-    /// for a live leader), it campaigns now, in a vote the candidate grants: a vote is ordered
-    /// by term, then by id, and the candidate voted for itself, so this member's must be of a
-    /// higher term, or of the same term with a higher id. Lower ids usually campaign first
-    /// (`docs/REPLICATION.md`, 4.5) and one election is then enough; when a higher id went
-    /// first (seen in the members' logs of a twenty-failover run), openraft's first election is in the candidate's
-    /// own term (it refused without taking that term) and is lost, so it elects again at once
-    /// (without it, the next try came at its election timeout, 380-500 ms later).
-    fn take_over_from_a_shorter_log(
-        &self,
-        raft: &Raft,
-        answer: &Result<openraft::raft::VoteResponse<NodeId>, openraft::error::RaftError<NodeId>>,
-        theirs: Option<crate::types::LogId>,
-        their_vote: crate::types::Vote,
-        lease: Duration,
+    // A candidate too: two members that campaigned together (their last AppendEntries
+    // arrived apart by more than the slices' spacing) refuse each other, and only the one
+    // with the longer log can win; it campaigns again at once, in a higher term.
+    let state = raft.metrics().borrow().state;
+    if !matches!(
+        state,
+        openraft::ServerState::Follower | openraft::ServerState::Candidate
     ) {
-        let Ok(answer) = answer else { return };
-        let silent = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none_or(|at| at.elapsed() > lease);
-        if answer.vote_granted || answer.last_log_id <= theirs || !silent {
-            return;
-        }
-        // A candidate too: two members that campaigned together (their last AppendEntries
-        // arrived apart by more than the slices' spacing) refuse each other, and only the one
-        // with the longer log can win; it campaigns again at once, in a higher term.
-        let state = raft.metrics().borrow().state;
-        if !matches!(
-            state,
-            openraft::ServerState::Follower | openraft::ServerState::Candidate
-        ) {
-            return;
-        }
-        tracing::info!(?theirs, ours = ?answer.last_log_id, "refused a candidate with a shorter log: campaigning");
-        let raft = raft.clone();
-        let (me, term_now) = {
-            let m = raft.metrics();
-            let m = m.borrow();
-            (m.id, m.current_term)
-        };
-        let (their_term, their_id) = (their_vote.leader_id().term, their_vote.leader_id().voted_for());
-        let next = term_now + 1;
-        let one_is_enough = next > their_term || (next == their_term && their_id.is_some_and(|id| me > id));
-        tokio::spawn(async move {
-            if raft.trigger().elect().await.is_ok() && !one_is_enough {
-                // One term above the first: openraft handles the two in order.
-                let _ = raft.trigger().elect().await;
-            }
-        });
+        return;
     }
+    tracing::info!(?theirs, ours = ?answer.last_log_id, "refused a candidate with a shorter log: campaigning");
+    heard.reset(Instant::now());
+    let raft = raft.clone();
+    let (me, term_now) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        (m.id, m.current_term)
+    };
+    let (their_term, their_id) = (their_vote.leader_id().term, their_vote.leader_id().voted_for());
+    let next = term_now + 1;
+    let one_is_enough = next > their_term || (next == their_term && their_id.is_some_and(|id| me > id));
+    tokio::spawn(async move {
+        if raft.trigger().elect().await.is_ok() && !one_is_enough {
+            // One term above the first: openraft handles the two in order.
+            let _ = raft.trigger().elect().await;
+        }
+    });
 }

@@ -179,14 +179,14 @@ impl Handover {
         }
     }
 
-    /// Sleeps until this leader's vote lease (its own election timeout's maximum, from its
+    /// Sleeps until this leader's vote lease (the cluster's lease, from its
     /// election) has run out, and one heartbeat more.
     async fn lease_run_out(&self, term: u64) {
         let since = match *self.leading_since.lock().unwrap_or_else(|p| p.into_inner()) {
             Some((t, at)) if t == term => at,
             _ => Instant::now(),
         };
-        let lease = Duration::from_millis(self.config.election_timeout_max_ms + self.config.heartbeat_ms);
+        let lease = Duration::from_millis(self.config.lease_ms + self.config.heartbeat_ms);
         tokio::time::sleep_until((since + lease).into()).await;
     }
 

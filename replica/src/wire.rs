@@ -47,6 +47,10 @@ pub enum Request {
         /// The leader's last log index (the receiver's log must reach it).
         last_index: Option<u64>,
     },
+    /// Would the receiver vote in an election now (`crate::campaign`: it has heard no leader
+    /// for its lease)? Asked before campaigning, so that a member that merely does not hear the
+    /// leader (restarted, or cut off alone) does not raise the term and depose it.
+    PreVote,
     /// RequestVote.
     Vote(VoteRequest<NodeId>),
     /// AppendEntries (also the heartbeat).
@@ -60,6 +64,8 @@ pub enum Request {
 pub enum Response {
     /// To a Campaign: the election has begun, or why not.
     Campaign(Result<(), String>),
+    /// To a PreVote: whether the receiver would vote now.
+    PreVote(bool),
     /// To a Vote.
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// To an Append.

@@ -218,3 +218,35 @@ async fn leadership_is_handed_to_the_member_named_and_refused_where_it_cannot_be
     c.assert_identical(&acked);
     c.shutdown().await;
 }
+
+/// A follower that does not hear the leader, while the other follower does, never deposes it:
+/// its pre-vote finds no majority, so it never raises the term (`docs/REPLICATION.md`, 4.5).
+/// Without the pre-vote it campaigned every campaign time, and once the link was back the leader
+/// saw its higher term and stepped down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_cut_off_from_the_leader_alone_does_not_depose_it() {
+    let c = Cluster::start(5, Faults::default()).await;
+    let mut acked = c.write("before", 20).await;
+    c.settle().await;
+    let leader = c.leader().await;
+    let term = c.members[&leader].raft.metrics().borrow().current_term;
+    let lonely = IDS.into_iter().find(|&id| id != leader).unwrap();
+    c.sim().isolate(lonely, &[leader]);
+    // Several campaign times (190-250 ms) without the leader.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    acked.extend(c.write("during", 20).await);
+    c.sim().heal();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.leader().await, leader, "the leader was deposed");
+    for (id, m) in &c.members {
+        assert_eq!(
+            m.raft.metrics().borrow().current_term,
+            term,
+            "member {id}'s term moved: an election was held"
+        );
+    }
+    acked.extend(c.write("after", 20).await);
+    c.settle().await;
+    c.assert_identical(&acked);
+    c.shutdown().await;
+}

@@ -93,7 +93,7 @@ impl Cluster {
     pub fn start_with(root: &Path, n: u64, extra: &str) -> Cluster {
         let mut text = node_settings();
         text.push_str(
-            "\n[cluster]\nheartbeat_ms = 50\nelection_timeout_min_ms = 120\nelection_timeout_max_ms = 200\ncheckpoint_every = 50\nsnapshot_every = 200\n",
+            "\n[cluster]\nheartbeat_ms = 50\nleader_timeout_ms = 150\nelection_timeout_min_ms = 190\nelection_timeout_max_ms = 250\ncheckpoint_every = 50\nsnapshot_every = 200\n",
         );
         text.push_str(extra);
         let mut fix_ports = BTreeMap::new();

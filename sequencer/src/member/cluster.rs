@@ -223,21 +223,19 @@ impl Consensus {
             .find(|m| m.id == spec.id)
             .ok_or_else(|| format!("cluster file has no member {}", spec.id))?;
         let t = spec.file.timings;
-        // Each member draws its election timeout from a narrow slice of its own, by its place
-        // among the members' ids (`docs/REPLICATION.md`, 4.5): two followers of a dead leader
-        // never campaign together, and the lease openraft adds is short. The leader's quorum
-        // watch keeps the whole range's maximum.
+        // Each member campaigns after a quiet spell drawn from a narrow slice of its own, by its
+        // place among the members' ids (`docs/REPLICATION.md`, 4.5): two followers of a dead
+        // leader never campaign together.
         let place = spec.file.members.iter().filter(|m| m.id < spec.id).count() as u64;
         let count = spec.file.members.len() as u64;
-        let (lo, hi) = t.election_slice(place, count);
         let cfg = MemberConfig {
             id: spec.id,
             dir: data_dir.to_path_buf(),
             durability,
             heartbeat_ms: t.heartbeat_ms,
-            election_timeout_min_ms: lo,
-            election_timeout_max_ms: hi,
-            quorum_timeout_ms: t.election_timeout_max_ms,
+            lease_ms: t.lease_ms(),
+            campaign_ms: t.election_slice(place, count),
+            quorum_timeout_ms: t.leader_timeout_ms,
             watch_period_ms: t.watch_period_ms(),
         };
         let (transport, member) = if spec.file.members.len() == 1 {
