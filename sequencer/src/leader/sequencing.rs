@@ -838,6 +838,39 @@ mod tests {
         tx.send_safety(0, Event::SessionReset { session: 0 }).unwrap();
     }
 
+    /// A session's messages waiting for the sequencer are bounded per session: the next one
+    /// past [`SESSION_OUT_PER_SESSION`] is refused (the gateway then disconnects the client),
+    /// another session's still fit, its safety events still fit, and a slot taken by the
+    /// sequencer is free again.
+    #[test]
+    fn session_messages_beyond_their_bound_are_refused_for_that_session_only() {
+        let (tx, mut rx) = inbound_channel(1, 2, None);
+        for _ in 0..SESSION_OUT_PER_SESSION {
+            tx.send_session_out(0, vec![1]).unwrap();
+        }
+        assert_eq!(tx.send_session_out(0, vec![1]), Err(Refused::Full));
+        tx.send_session_out(1, vec![2]).unwrap();
+        tx.send_safety(0, Event::SessionReset { session: 0 }).unwrap();
+        tx.send_safety(0, Event::SessionReset { session: 0 }).unwrap();
+        assert_eq!(
+            tx.send_session_out(7, vec![3]),
+            Err(Refused::Stopped),
+            "no such session"
+        );
+        assert!(matches!(rx.try_next(), Ok(Inbound::SessionOut(0, _))));
+        tx.send_session_out(0, vec![1]).unwrap();
+        assert_eq!(tx.send_session_out(0, vec![1]), Err(Refused::Full));
+        let mut taken = 0;
+        while let Ok(input) = rx.try_next() {
+            taken += usize::from(matches!(input, Inbound::SessionOut(..)));
+        }
+        assert_eq!(
+            taken,
+            SESSION_OUT_PER_SESSION + 1,
+            "every message accepted is taken, once"
+        );
+    }
+
     /// A checkpoint passes a full order lane and full operator slots; a second one waits for
     /// the first to be taken (its one slot).
     #[test]
