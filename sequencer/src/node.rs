@@ -22,6 +22,7 @@ use crate::config::NodeConfig;
 use crate::echo::EchoApp;
 use crate::leader::clock::{self, Stamper};
 use crate::leader::fix_app::NodeApp;
+use crate::leader::fix_port::FixPort;
 use crate::leader::gateway::{Gateway, GatewayLimits, Registry, Slot, lock};
 use crate::leader::proposer::{self, LeaderGate};
 use crate::leader::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
@@ -396,28 +397,24 @@ async fn member_log(
 }
 
 /// Runs a node until `shutdown`; returns once the journal is synced.
-pub async fn run(
-    cfg: NodeConfig,
-    listener: TcpListener,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
-    run_as(cfg, None, listener, shutdown).await
+pub async fn run(cfg: NodeConfig, port: FixPort, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+    run_as(cfg, None, port, shutdown).await
 }
 
 /// Runs member `spec.id` of a cluster until `shutdown` (`ordo node --cluster FILE --id N`).
 pub async fn run_member(
     cfg: NodeConfig,
     spec: &ClusterSpec,
-    listener: TcpListener,
+    port: FixPort,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    run_as(cfg, Some(spec), listener, shutdown).await
+    run_as(cfg, Some(spec), port, shutdown).await
 }
 
 async fn run_as(
     cfg: NodeConfig,
     cluster: Option<&ClusterSpec>,
-    listener: TcpListener,
+    port: FixPort,
     external_shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     // The node stops on the caller's signal, or by itself when the pipeline fails (a journal
@@ -542,6 +539,10 @@ async fn run_as(
     );
     let admin_socket = crate::admin::serve(&cfg.data_dir, handle.clone(), shutdown.clone())?;
 
+    // Connections are accepted from here on; until now they were refused (`FixPort`).
+    let listener = port
+        .listen()
+        .map_err(|e| format!("listen on {}: {e}", cfg.listen))?;
     let cluster_text = match cluster {
         Some(spec) => format!("member {} of {}, ", spec.id, spec.file.members.len()),
         None => String::new(),

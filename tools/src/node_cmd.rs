@@ -140,8 +140,8 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
+        // Bound now (a port in use is an error at once), listening once the node can answer.
+        let port = ordo_sequencer::leader::fix_port::FixPort::bind(cfg.listen)
             .map_err(|e| format!("listen on {}: {e}", cfg.listen))?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -152,6 +152,9 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             let _ = tx.send(true);
         });
         if args.echo {
+            let listener = port
+                .listen()
+                .map_err(|e| format!("listen on {}: {e}", cfg.listen))?;
             println!(
                 "ordo node ready: FIX echo application on {} ({} session(s))",
                 cfg.listen,
@@ -160,9 +163,9 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             ordo_sequencer::node::run_echo(cfg, listener, rx).await;
             Ok(())
         } else if let Some(spec) = &cluster {
-            ordo_sequencer::node::run_member(cfg, spec, listener, rx).await
+            ordo_sequencer::node::run_member(cfg, spec, port, rx).await
         } else {
-            ordo_sequencer::node::run(cfg, listener, rx).await
+            ordo_sequencer::node::run(cfg, port, rx).await
         }
     });
     match result {

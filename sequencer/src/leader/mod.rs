@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod fix_app;
+pub mod fix_port;
 pub mod gateway;
 pub mod proposer;
 pub mod sequencing;
