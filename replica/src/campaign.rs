@@ -124,13 +124,7 @@ pub fn would_vote(raft: &Raft, timer: &CampaignTimer, lease: Duration, now: Inst
 /// included) says yes, false once that can no longer happen or `ttl` has passed.
 async fn pre_vote(raft: &Raft, rpc: &Arc<Rpc>, ttl: Duration) -> bool {
     let me = rpc.me();
-    let voters: Vec<NodeId> = raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .collect();
+    let voters = voters(raft);
     if !voters.contains(&me) {
         return false;
     }
@@ -159,9 +153,20 @@ async fn pre_vote(raft: &Raft, rpc: &Arc<Rpc>, ttl: Duration) -> bool {
     yes >= majority
 }
 
+/// The voters of the membership in effect.
+fn voters(raft: &Raft) -> Vec<NodeId> {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect()
+}
+
 /// Campaigns whenever the member has been quiet for its campaign time and a pre-vote finds a
-/// majority, until raft stops. A leader is never quiet (it resets its own timer), and a learner
-/// is not a voter. `ttl` bounds each pre-vote question.
+/// majority, until raft stops. A leader is never quiet (it resets its own timer); a member that
+/// is not a voter (a learner, or not yet initialised) never campaigns; the only voter of a
+/// cluster of one campaigns at once. `ttl` bounds each pre-vote question.
 pub async fn campaign_when_quiet(raft: Raft, timer: Arc<CampaignTimer>, rpc: Arc<Rpc>, ttl: Duration) {
     let mut metrics = raft.metrics();
     loop {
@@ -174,10 +179,18 @@ pub async fn campaign_when_quiet(raft: Raft, timer: Arc<CampaignTimer>, rpc: Arc
             ServerState::Shutdown => return,
             ServerState::Leader | ServerState::Learner => timer.reset(now),
             ServerState::Follower | ServerState::Candidate => {
-                if now >= timer.due(term) {
+                let voters = voters(&raft);
+                // Alone: no one to hear from. Only from Follower, so that the election just
+                // triggered (the member a Candidate meanwhile) is not triggered again.
+                let alone = voters == [rpc.me()] && state == ServerState::Follower;
+                if !voters.contains(&rpc.me()) {
+                    timer.reset(now);
+                } else if alone || now >= timer.due(term) {
                     timer.reset(now);
                     let quiet_ms = timer.wait(term).as_millis() as u64;
-                    if !pre_vote(&raft, &rpc, ttl).await {
+                    if !alone && !pre_vote(&raft, &rpc, ttl).await {
+                        // Quiet again from the answers (a dead member's takes up to `ttl`).
+                        timer.reset(Instant::now());
                         tracing::info!(
                             term,
                             quiet_ms,
@@ -189,7 +202,6 @@ pub async fn campaign_when_quiet(raft: Raft, timer: Arc<CampaignTimer>, rpc: Arc
                     if raft.trigger().elect().await.is_err() {
                         return;
                     }
-                    continue;
                 }
             }
         }

@@ -290,7 +290,11 @@ async fn dispatch(
                             }
                         }
                         Request::Append(r) => {
-                            heard.heard_leader(Instant::now());
+                            // A leader of this term or a later one (a deposed leader's heartbeat
+                            // is refused by raft and keeps no one from campaigning).
+                            if r.vote.leader_id().term >= raft.metrics().borrow().current_term {
+                                heard.heard_leader(Instant::now());
+                            }
                             // What the guard needs, taken before raft consumes the request.
                             let seen = guard.holding().then(|| {
                                 let ours = r.entries.last().map(|e| e.log_id).or(r.prev_log_id);
