@@ -19,10 +19,8 @@
 //! [`CampaignTimer`] is the state and the arithmetic, driven by the instants it is given (a
 //! simulator gives its own); [`campaign_when_quiet`] is the task that acts on it.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use std::sync::Arc;
 
 use openraft::ServerState;
 
@@ -121,7 +119,8 @@ pub fn would_vote(raft: &Raft, timer: &CampaignTimer, lease: Duration, now: Inst
 }
 
 /// Asks every other voter whether it would vote now; true once a majority (this member
-/// included) says yes, false once that can no longer happen or `ttl` has passed.
+/// included) says yes, false once that can no longer happen (a question unanswered within the
+/// RPC timeout for `ttl` counts as no).
 async fn pre_vote(raft: &Raft, rpc: &Arc<Rpc>, ttl: Duration) -> bool {
     let me = rpc.me();
     let voters = voters(raft);
@@ -163,27 +162,42 @@ fn voters(raft: &Raft) -> Vec<NodeId> {
         .collect()
 }
 
+/// Whether `me` is a voter, and whether it is the only one.
+fn standing(
+    m: &openraft::metrics::RaftServerMetrics<NodeId, crate::types::Member>,
+    me: NodeId,
+) -> (bool, bool) {
+    let mut voters = 0usize;
+    let mut mine = false;
+    for v in m.membership_config.membership().voter_ids() {
+        voters += 1;
+        mine |= v == me;
+    }
+    (mine, mine && voters == 1)
+}
+
 /// Campaigns whenever the member has been quiet for its campaign time and a pre-vote finds a
 /// majority, until raft stops. A leader is never quiet (it resets its own timer); a member that
 /// is not a voter (a learner, or not yet initialised) never campaigns; the only voter of a
 /// cluster of one campaigns at once. `ttl` bounds each pre-vote question.
 pub async fn campaign_when_quiet(raft: Raft, timer: Arc<CampaignTimer>, rpc: Arc<Rpc>, ttl: Duration) {
-    let mut metrics = raft.metrics();
+    // The server metrics change only with the state, the vote, the leader or the membership
+    // (not with every entry, as the full metrics do).
+    let mut metrics = raft.server_metrics();
     loop {
-        let (state, term) = {
+        let (state, term, (voter, only)) = {
             let m = metrics.borrow_and_update();
-            (m.state, m.current_term)
+            (m.state, m.vote.leader_id().term, standing(&m, rpc.me()))
         };
         let now = Instant::now();
         match state {
             ServerState::Shutdown => return,
             ServerState::Leader | ServerState::Learner => timer.reset(now),
             ServerState::Follower | ServerState::Candidate => {
-                let voters = voters(&raft);
                 // Alone: no one to hear from. Only from Follower, so that the election just
                 // triggered (the member a Candidate meanwhile) is not triggered again.
-                let alone = voters == [rpc.me()] && state == ServerState::Follower;
-                if !voters.contains(&rpc.me()) {
+                let alone = only && state == ServerState::Follower;
+                if !voter {
                     timer.reset(now);
                 } else if alone || now >= timer.due(term) {
                     timer.reset(now);
