@@ -209,10 +209,16 @@ async fn leadership_is_handed_to_the_member_named_and_refused_where_it_cannot_be
     assert_eq!(done.to, follower);
     assert!(done.term > term, "term {} after {term}", done.term);
     assert_eq!(c.leader().await, follower);
-    assert!(
-        !matches!(*c.members[&old].role.borrow(), Role::Leader { .. }),
-        "the old leader still leads"
-    );
+    // The role watch follows raft's metrics on its own task: give it until the deadline.
+    let mut role = c.members[&old].role.clone();
+    let deadline = tokio::time::Instant::now() + T;
+    while matches!(*role.borrow_and_update(), Role::Leader { .. }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old leader still leads"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(50), role.changed()).await;
+    }
     acked.extend(c.write("after", 50).await);
     c.settle().await;
     c.assert_identical(&acked);
