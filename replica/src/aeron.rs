@@ -9,12 +9,13 @@
 //! handing whole messages to the member's inbox.
 //!
 //! Idle: the embedded driver's thread backs off from 100 us to `driver_idle_max` (4 ms by
-//! default) of sleep; the aeron thread wakes it after every offer (a send leaves at once), and it
-//! wakes the aeron thread whenever it did work (it may have received something), so the aeron
-//! thread itself sleeps until woken (at most 50 ms). A packet that arrives while the driver
-//! sleeps waits up to `driver_idle_max`: the price of an idle member waking 500 times a second
-//! instead of thousands (`docs/REPLICATION.md`, 5). On a shared driver the aeron thread backs off
-//! to 1 ms, since nothing wakes it on a receive.
+//! default) of sleep, in ppoll(2) on the driver's own UDP sockets and a bell
+//! ([`crate::driver_idle`]): a datagram that arrives wakes it at once, and the aeron thread rings
+//! the bell after every offer (a send leaves at once). It wakes the aeron thread whenever it did
+//! work (it may have received something), so the aeron thread itself sleeps until woken (at most
+//! 50 ms). The back-off bounds the driver's own duties (status messages, timers) on an idle
+//! member (`docs/REPLICATION.md`, 5). On a shared driver the aeron thread backs off to 1 ms,
+//! since nothing wakes it on a receive.
 //!
 //! Send sockets are not connected (`aeron.driver.connect=false`): on a connected socket a dead
 //! peer's ICMP port unreachable made the driver resend the same datagrams on every duty cycle
@@ -76,9 +77,9 @@ pub struct AeronConfig {
     /// A media driver already running on this host to use instead of embedding one (members
     /// of one host may share one driver: one set of driver threads instead of one per member).
     pub shared_driver: Option<PathBuf>,
-    /// The longest an idle embedded driver sleeps ([`DRIVER_IDLE_MAX`] by default). A send
-    /// wakes it at once; a packet that arrives while it sleeps waits up to this long. Idle CPU
-    /// against the latency of the first message after a quiet spell (`docs/REPLICATION.md`, 5).
+    /// The longest an idle embedded driver sleeps ([`DRIVER_IDLE_MAX`] by default). A send or
+    /// an arriving datagram wakes it at once; this bounds how late its own duties (status
+    /// messages, timers) run on an idle member (`docs/REPLICATION.md`, 5).
     pub driver_idle_max: Duration,
 }
 

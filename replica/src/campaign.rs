@@ -154,7 +154,7 @@ async fn pre_vote(raft: &Raft, rpc: &Arc<Rpc>, ttl: Duration) -> bool {
 
 /// The voters of the membership in effect.
 fn voters(raft: &Raft) -> Vec<NodeId> {
-    raft.metrics()
+    raft.server_metrics()
         .borrow()
         .membership_config
         .membership()

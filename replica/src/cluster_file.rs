@@ -62,9 +62,9 @@ pub struct Timings {
     /// once, in the first entry of its term (`docs/REPLICATION.md`, 8.3). At most
     /// [`MAX_TAKEOVER_GRACE_MS`].
     pub takeover_grace_ms: u64,
-    /// The longest an idle member's embedded Aeron driver sleeps, us (a send wakes it; a packet
-    /// arriving meanwhile waits up to this long): idle CPU against the latency of the first
-    /// message after a quiet spell. 10 to [`MAX_TRANSPORT_IDLE_US`].
+    /// The longest an idle member's embedded Aeron driver sleeps, us (a send or an arriving
+    /// datagram wakes it; this bounds how late the driver's own duties run when idle): idle
+    /// CPU against those duties' timeliness. 10 to [`MAX_TRANSPORT_IDLE_US`].
     pub transport_idle_max_us: u64,
 }
 

@@ -93,6 +93,11 @@ fn forget(fd: c_int) {
     SOCKETS.with(|s| s.borrow_mut().retain(|&f| f != fd));
 }
 
+/// Aeron's default table, once ours is set up (it is, before any driver can call us).
+fn default_table() -> Option<&'static aeron_udp_channel_transport_bindings_t> {
+    TABLES.get().and_then(|t| t.as_ref().ok()).map(|t| &t.default)
+}
+
 unsafe extern "C" fn init_and_note(
     transport: *mut aeron_udp_channel_transport_t,
     bind_addr: *mut sockaddr_storage,
@@ -102,11 +107,7 @@ unsafe extern "C" fn init_and_note(
     context: *mut aeron_driver_context_t,
     affinity: aeron_udp_channel_transport_affinity_t,
 ) -> c_int {
-    let Some(Some(init)) = TABLES
-        .get()
-        .and_then(|t| t.as_ref().ok())
-        .map(|t| t.default.init_func)
-    else {
+    let Some(init) = default_table().and_then(|t| t.init_func) else {
         return -1;
     };
     // SAFETY: Aeron's own init, with the arguments Aeron gave us.
@@ -131,11 +132,7 @@ unsafe extern "C" fn init_and_note(
 }
 
 unsafe extern "C" fn forget_and_close(transport: *mut aeron_udp_channel_transport_t) -> c_int {
-    let Some(Some(close)) = TABLES
-        .get()
-        .and_then(|t| t.as_ref().ok())
-        .map(|t| t.default.close_func)
-    else {
+    let Some(close) = default_table().and_then(|t| t.close_func) else {
         return -1;
     };
     if !transport.is_null() {
@@ -260,5 +257,62 @@ impl<'a> Sleeper<'a> {
             self.bell.drain();
         }
         self.woken_by_socket = self.fds[1..].iter().any(|p| p.revents != 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// A datagram waiting on a noted socket wakes the sleeper; a socket whose datagram nobody
+    /// reads wakes it at most FRUITLESS_WAKES_MAX times before it is left out, and it is trusted
+    /// again once a sleep has timed out.
+    #[test]
+    fn a_readable_socket_wakes_the_sleeper_and_one_never_read_is_left_out() {
+        let unread = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"x", unread.local_addr().unwrap()).unwrap();
+        note(unread.as_raw_fd());
+        let bell = Bell::new().unwrap();
+        let mut sleeper = Sleeper::new(&bell);
+        let long = Duration::from_secs(30);
+        for left in (0..FRUITLESS_WAKES_MAX).rev() {
+            sleeper.sleep(long);
+            assert!(sleeper.woken_by_socket, "the readable socket woke it");
+            sleeper.after_cycle(false);
+            assert_eq!(sleeper.socket_wakes_left, left);
+        }
+        // Left out now: only the bell (or the timeout) ends the sleep.
+        bell.ring();
+        sleeper.sleep(long);
+        assert!(!sleeper.woken_by_socket);
+        sleeper.sleep(Duration::from_millis(1));
+        assert_eq!(
+            sleeper.socket_wakes_left, FRUITLESS_WAKES_MAX,
+            "trusted again after a timeout"
+        );
+        forget(unread.as_raw_fd());
+        watched(&mut sleeper.sockets);
+        assert!(sleeper.sockets.is_empty());
+    }
+
+    /// The list of one thread's sockets holds at most MAX_WATCHED_SOCKETS, once each.
+    #[test]
+    fn the_socket_list_is_bounded_and_holds_each_socket_once() {
+        for fd in 1000..1000 + MAX_WATCHED_SOCKETS as c_int + 5 {
+            note(fd);
+            note(fd);
+        }
+        note(-1);
+        let mut out = Vec::new();
+        watched(&mut out);
+        assert_eq!(out.len(), MAX_WATCHED_SOCKETS);
+        assert_eq!(out[0], 1000);
+        for fd in 1000..1000 + MAX_WATCHED_SOCKETS as c_int + 5 {
+            forget(fd);
+        }
+        watched(&mut out);
+        assert!(out.is_empty());
     }
 }

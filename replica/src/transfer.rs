@@ -32,8 +32,8 @@ use crate::wire::{Request, Response};
 /// a good choice of leader.
 pub const CATCH_UP_MAX: Duration = Duration::from_secs(2);
 
-/// How many election timeouts (the cluster's maximum) a transfer waits for the chosen member to
-/// be elected once it campaigns: one vote round and its fsync (measured here up to 195 ms).
+/// How many leader cut-offs (`leader_timeout_ms`) a transfer waits for the chosen member to be
+/// elected once it campaigns: one vote round and its fsync (measured here up to 195 ms).
 const ELECTED_WITHIN_TIMEOUTS: u32 = 4;
 
 /// Why a transfer did not happen (the leader may still lead: see [`TransferError::still_leads`]).
