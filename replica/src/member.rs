@@ -291,8 +291,10 @@ async fn dispatch(
                         }
                         Request::Append(r) => {
                             // A leader of this term or a later one (a deposed leader's heartbeat
-                            // is refused by raft and keeps no one from campaigning).
-                            if r.vote.leader_id().term >= raft.metrics().borrow().current_term {
+                            // is refused by raft and keeps no one from campaigning). The server
+                            // metrics: they change with the vote only, not with every entry.
+                            if r.vote.leader_id().term >= raft.server_metrics().borrow().vote.leader_id().term
+                            {
                                 heard.heard_leader(Instant::now());
                             }
                             // What the guard needs, taken before raft consumes the request.
