@@ -77,10 +77,6 @@ pub trait MessageStore {
     fn reset_at(&mut self, _origin: (u64, u32)) {
         self.reset();
     }
-    /// Called once at a clean stop, after the session's last message, with the next inbound
-    /// MsgSeqNum: a persistent store keeps it, so that the next start expects exactly that
-    /// number. Nothing to do for a memory store.
-    fn record_clean_stop(&mut self, _next_target: u64) {}
     /// Makes what is stored durable (shutdown). Nothing to do for a memory store.
     fn sync(&mut self) {}
 }

@@ -250,6 +250,24 @@ impl ClusterFile {
         Ok(())
     }
 
+    /// The cluster of one that `ordo node` runs without `--cluster`: member 1, FIX on `fix`,
+    /// the default timings. It has no peers, so it opens no transport; its raft address
+    /// (loopback, port 0) is never bound.
+    pub fn single(fix: SocketAddr) -> ClusterFile {
+        let raft = SocketAddr::from(([127, 0, 0, 1], 0));
+        let file = ClusterFile {
+            timings: Timings::default(),
+            members: vec![MemberEntry {
+                id: 1,
+                fix,
+                raft,
+                data_dir: None,
+            }],
+        };
+        file.check().expect("the cluster of one is a valid cluster file");
+        file
+    }
+
     /// The member with id `id`.
     pub fn member(&self, id: NodeId) -> Result<&MemberEntry, ClusterFileError> {
         self.members

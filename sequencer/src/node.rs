@@ -539,6 +539,13 @@ async fn run_as(
     );
     let admin_socket = crate::admin::serve(&cfg.data_dir, handle.clone(), shutdown.clone())?;
 
+    // A cluster of one leads at once: it listens once it serves, so that a client that
+    // connects after the ready line is never turned away as if by a follower.
+    if let (Some(spec), Some(mut serving)) = (cluster, serving.clone()) {
+        if spec.file.members.len() == 1 {
+            wait_until_serving(&mut serving, shutdown.clone()).await?;
+        }
+    }
     // Connections are accepted from here on; until now they were refused (`FixPort`).
     let listener = port
         .listen()
@@ -569,12 +576,34 @@ async fn run_as(
         m.role_task.abort();
         m.consensus.shutdown().await;
     }
-    // Only a clean stop may tell the next start where the inbound sequences stand: after a
-    // pipeline failure some accepted inputs may not be in the journal, and the next start must
-    // ask for them again.
-    close_sessions(&registry, seq_result.is_ok() && engine_result.is_ok());
+    close_sessions(&registry);
     seq_result?;
     engine_result
+}
+
+/// How long a cluster of one may take to lead and serve after its start (its election, the
+/// genesis or takeover entry committed and applied): seconds on a loaded machine at worst.
+const SOLE_MEMBER_SERVING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until the gateway may serve, or the node stops; an error after
+/// [`SOLE_MEMBER_SERVING_TIMEOUT`].
+async fn wait_until_serving(
+    serving: &mut watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let wait = async {
+        tokio::select! {
+            r = serving.wait_for(|s| *s) => r.map(|_| ()).map_err(|_| "the role watch ended".to_string()),
+            _ = shutdown.wait_for(|s| *s) => Ok(()),
+        }
+    };
+    match tokio::time::timeout(SOLE_MEMBER_SERVING_TIMEOUT, wait).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the cluster of one did not lead within {} s",
+            SOLE_MEMBER_SERVING_TIMEOUT.as_secs()
+        )),
+    }
 }
 
 /// Stops the node (`stop_node`) when the caller's `external` signal says so.
@@ -623,9 +652,9 @@ fn open_sessions(
     let mut high_water = Vec::new();
     for (i, s) in cfg.sessions.iter().enumerate() {
         let (store, state) = JournalStore::open(&store_dir(&cfg.data_dir, s), durability)?;
-        // After a clean stop the store knows the next inbound number exactly; else the
-        // journal gives the last application message (admin ones are then gap-filled).
-        let next_target = state.next_target.unwrap_or(0).max(scan.last_inbound[i] + 1);
+        // The log gives the last application message (admin ones are gap-filled); a new
+        // leader's Takeover sets it again from the committed log (`docs/REPLICATION.md`, 6.1).
+        let next_target = scan.last_inbound[i] + 1;
         // Every message the session sends takes its number from the log (`docs/REPLICATION.md`,
         // 6.1): a restart, and on a cluster every member, numbers them alike.
         let session = Session::new(session_config(s), state.next_sender, next_target).with_log_numbering();
@@ -749,15 +778,12 @@ async fn stop_pipeline(pipeline: Running, stop: &AtomicBool) -> (Result<(), Stri
     }
 }
 
-/// Syncs every session's store; after a clean stop each also records its next inbound number.
-fn close_sessions(registry: &Registry, clean: bool) {
+/// Syncs every session's store. The next inbound numbers are not kept: the log decides them at
+/// the next start, as on every member (a client that sent admin messages after its last order
+/// gap-fills them).
+fn close_sessions(registry: &Registry) {
     for slot in registry.all() {
-        let mut g = lock(slot);
-        if clean {
-            let next_target = g.session.next_target();
-            g.store.record_clean_stop(next_target);
-        }
-        g.store.sync();
+        lock(slot).store.sync();
     }
 }
 

@@ -201,18 +201,19 @@ fn restart_after_a_reset_logon_repeats_nothing() {
     }
 }
 
-/// After a clean stop the node knows where each client's sequence stands, admin messages
-/// included (the journal holds only application messages): a client that logs on again with
-/// its next number is not asked to resend anything.
+/// After a restart the log decides where each client's sequence stands, as on every cluster
+/// member (`docs/REPLICATION.md`, 6.1): the journal holds the client's orders, not its admin
+/// messages, so a client that sent admin messages after its last order is asked for exactly
+/// those (from the number after its last order), gap-fills them and carries on.
 #[test]
-fn a_clean_restart_asks_for_no_resend() {
+fn a_restart_asks_only_for_the_admin_messages_after_the_last_order() {
     let dir = tempfile::tempdir().unwrap();
     let port = ordo_tests::free_port();
     let node = Node::start_on(dir.path(), port, &[]);
     let mut c = FixClient::logged_on(node.port, 3);
     new_order(&mut c, "c1", "ACC3", "1", "100", "99.00");
     assert_eq!(c.expect(T).get(150), Some("0"));
-    // Admin traffic after the last order: three TestRequests.
+    // Admin traffic after the last order (MsgSeqNum 2): three TestRequests, then the Logout.
     for _ in 0..3 {
         healthy(&mut c);
     }
@@ -226,6 +227,18 @@ fn a_clean_restart_asks_for_no_resend() {
     c.next_out = 7; // logon, order, three TestRequests, logout
     let logon = c.logon("CLIENT3", "demo", false);
     assert_eq!(logon.msg_type(), "A", "{logon}");
+    let ask = c.expect(T);
+    assert_eq!(
+        (ask.msg_type(), ask.get(7), ask.get(16)),
+        ("2", Some("3"), Some("0")),
+        "{ask}"
+    );
+    // Numbers 3..=6 were admin messages: one gap fill covers them.
+    c.send_with_seq(
+        "4",
+        3,
+        &[(43, "Y"), (122, "20260101-00:00:00.000"), (123, "Y"), (36, "8")],
+    );
     c.send("1", &[(112, "CLEAN")]);
     match c.read(T) {
         Got::Msg(m) => assert_eq!(
@@ -1126,26 +1139,42 @@ fn threaded_pipelines_serve_trades_and_stop() {
 }
 
 fn stops_on_unappliable_journal(pipeline: &str) {
-    // A journal whose first record is not the genesis record (written here with the journal
-    // API, as a damaged or foreign journal would be): the engine refuses it. The node must say
-    // so and stop, not keep sessions open that nothing will ever answer.
+    // A raft log (the node is a cluster of one) whose first event is not the genesis record
+    // (written here with the journal API, as a damaged or foreign journal would be): the
+    // engine refuses it. The node must say so and stop, not keep sessions open that nothing
+    // will ever answer.
+    use openraft::{BasicNode, CommittedLeaderId, EntryPayload, Membership};
+    use ordo_replica::entry::{KIND_ENTRY, encode};
+    use ordo_replica::types::{Entry, LogId};
     let dir = tempfile::tempdir().unwrap();
     let journal_dir = dir.path().join("journal");
     std::fs::create_dir_all(&journal_dir).unwrap();
     {
         let mut w =
             ordo_journal::JournalWriter::open(ordo_journal::JournalConfig::new(&journal_dir)).unwrap();
+        let log_id = |index| LogId::new(CommittedLeaderId::new(1, 1), index);
+        let nodes = std::collections::BTreeMap::from([(1u64, BasicNode::new("127.0.0.1:0"))]);
+        let membership = Entry {
+            log_id: log_id(0),
+            payload: EntryPayload::Membership(Membership::new(
+                vec![std::collections::BTreeSet::from([1u64])],
+                nodes,
+            )),
+        };
+        let ts = 1_800_000_000_000_000_000;
+        w.append(ts, KIND_ENTRY, &encode(&membership, 0)).unwrap();
+        let normal = Entry {
+            log_id: log_id(1),
+            payload: EntryPayload::Normal(Default::default()),
+        };
+        w.append(ts, KIND_ENTRY, &encode(&normal, 1)).unwrap();
         let tick = ordo_sequencer::schema::Event::Command {
             session: u32::MAX,
             msg_seq: 0,
             command: ordo_engine::Command::Tick,
         };
-        w.append_archived(
-            1_800_000_000_000_000_000,
-            ordo_sequencer::schema::KIND_EVENT,
-            &tick,
-        )
-        .unwrap();
+        w.append_archived(ts, ordo_sequencer::schema::KIND_EVENT, &tick)
+            .unwrap();
         w.close().unwrap();
     }
     let mut child = Command::new(ordo_bin())
@@ -1173,7 +1202,7 @@ fn stops_on_unappliable_journal(pipeline: &str) {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(!status.success(), "pipeline {pipeline}: {stderr}");
     assert!(
-        stderr.contains("record 1 comes before the genesis record"),
+        stderr.contains("record 3 comes before the genesis record"),
         "pipeline {pipeline}: {stderr}"
     );
 }

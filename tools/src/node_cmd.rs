@@ -107,7 +107,17 @@ fn load(args: &NodeArgs) -> Result<(NodeConfig, Option<ClusterSpec>), String> {
         cfg.listen = l;
     }
     overrides(&mut cfg, args);
-    Ok((cfg, None))
+    if args.echo {
+        return Ok((cfg, None));
+    }
+    // A single node is a cluster of one, on the same code path as every member
+    // (`docs/REPLICATION.md`, 7): its commit is its own append under its durability policy.
+    let spec = ClusterSpec {
+        file: ClusterFile::single(cfg.listen),
+        id: 1,
+        aeron_root: std::env::temp_dir(),
+    };
+    Ok((cfg, Some(spec)))
 }
 
 /// The flags every node takes over its configuration.

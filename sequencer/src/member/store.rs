@@ -5,9 +5,8 @@
 //!
 //! Record payload: origin journal seq (u64 LE), origin output index (u32 LE), then the message
 //! bytes. Kind 0: admin message, kind 1: application message, kind 2: a sequence reset (no
-//! message bytes; its origin is the highest origin stored before it). Beside the journal, the
-//! file `next_inbound` exists only between a clean stop and the next open (see
-//! [`MessageStore::record_clean_stop`]).
+//! message bytes; its origin is the highest origin stored before it). The next inbound
+//! number is not kept here: the log decides it on every member (`docs/REPLICATION.md`, 6.1).
 //!
 //! A sequence reset (a Logon with ResetSeqNumFlag) appends one reset record: MsgSeqNum n of the
 //! new sequence is the n-th record after it. It used to truncate the store to nothing (sync,
@@ -25,7 +24,8 @@ use ordo_fix::session::MessageStore;
 const KIND_ADMIN: u16 = 0;
 const KIND_APP: u16 = 1;
 const KIND_RESET: u16 = 2;
-/// The next inbound MsgSeqNum at a clean stop (decimal text).
+/// Where earlier versions kept the next inbound MsgSeqNum at a clean stop: removed at open
+/// (the log decides that number now).
 const NEXT_INBOUND_FILE: &str = "next_inbound";
 const ORIGIN_BYTES: usize = 12;
 /// Segment size of a session store.
@@ -43,10 +43,6 @@ pub struct StoreState {
     pub next_sender: u64,
     /// The last engine output sent: (journal seq, output index); (0, 0) if none.
     pub high_water: (u64, u32),
-    /// The next inbound MsgSeqNum, if the node stopped cleanly after the session's last
-    /// message (else the node derives it from the journal, which holds only application
-    /// messages: the client then gap-fills its admin messages).
-    pub next_target: Option<u64>,
 }
 
 /// The journal-backed store of one session.
@@ -185,21 +181,15 @@ fn compact(dir: &Path, found: Scan, durability: Durability) -> Result<(), String
     Ok(())
 }
 
-/// Reads and removes the clean-stop file. The removal is made durable before anything else
-/// happens: a stale number read again after a later crash could lie above a client's sequence
-/// (after a reset) and make the node drop its messages as already seen.
-fn take_next_inbound(dir: &Path) -> Result<Option<u64>, String> {
+/// Removes the clean-stop file an earlier version wrote: a number read from it could lie above
+/// what the log holds (another member may have sequenced a reset since).
+fn remove_old_next_inbound(dir: &Path) -> Result<(), String> {
     let path = dir.join(NEXT_INBOUND_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("session store {}: {e}", path.display())),
-    };
-    let io = |e: std::io::Error| format!("session store {}: {e}", path.display());
-    std::fs::remove_file(&path).map_err(io)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    // A damaged file only costs the ResendRequest it would have saved.
-    Ok(text.trim().parse().ok())
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("session store {}: {e}", path.display())),
+    }
 }
 
 impl JournalStore {
@@ -207,11 +197,9 @@ impl JournalStore {
     pub fn open(dir: &Path, durability: Durability) -> Result<(Self, StoreState), String> {
         recover_compaction(dir)?;
         // First: a compaction below rewrites the directory without it.
-        let next_target = if dir.exists() {
-            take_next_inbound(dir)?
-        } else {
-            None
-        };
+        if dir.exists() {
+            remove_old_next_inbound(dir)?;
+        }
         let open_writer = || {
             JournalWriter::open(config(dir, durability))
                 .map_err(|e| format!("session store {}: {e}", dir.display()))
@@ -231,7 +219,6 @@ impl JournalStore {
         let state = StoreState {
             next_sender: writer.next_seq() - base,
             high_water: found.high_water,
-            next_target,
         };
         let last_ts = writer.last_timestamp_ns();
         Ok((
@@ -306,18 +293,6 @@ impl MessageStore for JournalStore {
         self.base = self.writer.next_seq() - 1;
     }
 
-    /// Written beside the journal (temporary file, fsync, rename, directory fsync); read and
-    /// removed by the next [`JournalStore::open`].
-    fn record_clean_stop(&mut self, next_target: u64) {
-        let path = self.dir.join(NEXT_INBOUND_FILE);
-        let written = crate::durable_file::replace(&path, format!("{next_target}\n").as_bytes());
-        if let Err(e) = written {
-            // The next start then derives the number from the journal (and asks the client to
-            // gap-fill its admin messages).
-            tracing::warn!(store = %self.dir.display(), error = %e, "could not record the next inbound number");
-        }
-    }
-
     fn sync(&mut self) {
         if let Err(e) = self.writer.sync() {
             tracing::error!(store = %self.dir.display(), error = %e, "session store sync failed");
@@ -333,11 +308,10 @@ mod tests {
         JournalStore::open(path, Durability::None).unwrap()
     }
 
-    fn expect(next_sender: u64, high_water: (u64, u32), next_target: Option<u64>) -> StoreState {
+    fn expect(next_sender: u64, high_water: (u64, u32)) -> StoreState {
         StoreState {
             next_sender,
             high_water,
-            next_target,
         }
     }
 
@@ -352,7 +326,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let (mut store, state) = reopen(&path);
-        assert_eq!(state, expect(1, (0, 0), None));
+        assert_eq!(state, expect(1, (0, 0)));
         store.store(1, b"logon", true, (0, 0));
         store.store(2, b"er-a", false, (10, 0));
         store.store(3, b"er-b", false, (12, 1));
@@ -371,7 +345,7 @@ mod tests {
         // Reopened: the records before the reset are dropped (compaction), the numbering and
         // the highest origin ever sent, (12, 1) from before the reset, survive.
         let (mut store, state) = reopen(&path);
-        assert_eq!(state, expect(3, (12, 1), None));
+        assert_eq!(state, expect(3, (12, 1)));
         assert_eq!(fetched(&store, 1, 10), vec![(2, b"er-c".to_vec())]);
         let records = JournalReader::open_offline(&path, 1)
             .map(|mut r| {
@@ -392,34 +366,7 @@ mod tests {
         store.reset();
         drop(store);
         let (_, state) = reopen(&path);
-        assert_eq!(state, expect(1, (13, 0), None));
-    }
-
-    #[test]
-    fn a_clean_stop_gives_the_next_inbound_number_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s");
-        let (mut store, _) = reopen(&path);
-        store.store(1, b"old-logon", true, (0, 0));
-        store.store(2, b"old-er", false, (6, 0));
-        store.reset();
-        store.store(1, b"logon", true, (0, 0));
-        store.store(2, b"er-a", false, (7, 0));
-        store.record_clean_stop(42);
-        drop(store);
-        // Opened with a compaction (the reset is not the first record): the number survives it.
-        let (mut store, state) = reopen(&path);
-        // Read and removed: the outbound numbering is unchanged.
-        assert_eq!(state, expect(3, (7, 0), Some(42)));
-        store.store(3, b"er-b", false, (8, 0));
-        assert_eq!(
-            fetched(&store, 2, 3),
-            vec![(2, b"er-a".to_vec()), (3, b"er-b".to_vec())]
-        );
-        drop(store);
-        // Not after a stop that did not record it (a crash).
-        let (_, state) = reopen(&path);
-        assert_eq!(state, expect(4, (8, 0), None));
+        assert_eq!(state, expect(1, (13, 0)));
     }
 
     #[test]
@@ -435,7 +382,7 @@ mod tests {
         std::fs::write(fresh.join("junk"), b"half-built").unwrap();
         std::fs::rename(&path, &old).unwrap();
         let (store, state) = reopen(&path);
-        assert_eq!(state, expect(2, (5, 0), None));
+        assert_eq!(state, expect(2, (5, 0)));
         assert_eq!(fetched(&store, 1, 1), vec![(1, b"er-a".to_vec())]);
         assert!(!fresh.exists() && !old.exists());
     }
