@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ordo_engine::command::InstrumentSpec;
 use ordo_engine::{Admin, Command};
-use ordo_journal::{Durability, JournalConfig, JournalReader, JournalWriter};
+use ordo_journal::{Durability, JournalReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -169,15 +169,15 @@ pub struct NodeHandle {
     pub adding: Arc<tokio::sync::Mutex<()>>,
     /// The journal's positions.
     pub positions: Arc<ordo_journal::Positions>,
-    /// A cluster member's consensus (None: a single node).
-    pub member: Option<MemberView>,
+    /// The member's consensus (a single node is a cluster of one).
+    pub member: MemberView,
 }
 
 impl NodeHandle {
     /// Sequences a command from the operator; returns its journal sequence number once it is
     /// journaled (for commands the engine answers only when it rejects them).
     pub async fn sequence(&self, command: Command) -> Result<u64, String> {
-        if let Some(why) = self.member.as_ref().and_then(MemberView::refuse) {
+        if let Some(why) = self.member.refuse() {
             return Err(why);
         }
         let (seq_tx, seq_rx) = oneshot::channel();
@@ -201,24 +201,14 @@ impl NodeHandle {
             .map_err(|_| "not sequenced: the sequencer stopped or leadership ended".to_string())
     }
 
-    /// `ordo admin transfer-leader N`: hands leadership to member `to` (cluster members only).
+    /// `ordo admin transfer-leader N`: hands leadership to member `to`.
     pub async fn transfer_leader(&self, to: u64) -> Result<String, String> {
-        match &self.member {
-            Some(m) => m.transfer_leader(to).await,
-            None => Err("a single node: there is no other member to lead".to_string()),
-        }
+        self.member.transfer_leader(to).await
     }
 
     /// `ordo admin status`: the member's role, term, leader and positions.
     pub fn status(&self) -> String {
-        match &self.member {
-            Some(m) => m.status(),
-            None => format!(
-                "id=0 role=single term=0 leader=none serving=yes last_seq={} committed_seq={}",
-                self.positions.written(),
-                self.positions.durable()
-            ),
-        }
+        self.member.status()
     }
 
     /// Sequences an operator command and waits for the engine's answer.
@@ -242,7 +232,7 @@ impl NodeHandle {
     }
 }
 
-/// The node's log and its sequencer: a single node's own journal, or a cluster member's raft log.
+/// The member's raft log and its sequencer.
 struct Log {
     journal_dir: PathBuf,
     positions: Arc<ordo_journal::Positions>,
@@ -251,7 +241,7 @@ struct Log {
     read_limit: ordo_journal::ReadLimit,
     /// The start-up scan reads no further (a member's uncommitted tail may yet be cut).
     scan_until: u64,
-    member: Option<Member>,
+    member: Member,
     clock_source: String,
 }
 
@@ -280,42 +270,6 @@ fn genesis_events(catalog: &Catalog) -> Vec<Event> {
         });
     }
     events
-}
-
-/// A single node: its own journal, written by its sequencer.
-fn single_log(
-    cfg: &NodeConfig,
-    durability: Durability,
-    clock: Box<dyn clock::Clock>,
-    inbound_rx: sequencing::InboundRx,
-    catalog: &Catalog,
-    tick: Duration,
-) -> Result<Log, String> {
-    let journal_dir = cfg.data_dir.join("journal");
-    let mut jcfg = JournalConfig::new(&journal_dir);
-    jcfg.durability = durability;
-    let writer = JournalWriter::open(jcfg).map_err(|e| format!("journal: {e}"))?;
-    if writer.recovery().torn_tail.is_some() || !writer.recovery().removed_files.is_empty() {
-        tracing::warn!(recovery = %writer.recovery(), "journal recovered");
-    }
-    let positions = Arc::clone(writer.positions());
-    let initial = if writer.last_seq() == 0 {
-        genesis_events(catalog)
-    } else {
-        Vec::new()
-    };
-    let stamper = Stamper::new(clock, writer.last_timestamp_ns());
-    let clock_source = stamper.clock().source();
-    let sequencer = SequencerAgent::new(writer, stamper, inbound_rx, &initial, tick)?;
-    Ok(Log {
-        journal_dir,
-        positions,
-        sequencer,
-        read_limit: ordo_journal::ReadLimit::Written,
-        scan_until: u64::MAX,
-        member: None,
-        clock_source,
-    })
 }
 
 /// A cluster member: its raft log on its journal; its sequencer proposes while it leads.
@@ -381,7 +335,7 @@ async fn member_log(
         sequencer,
         read_limit: ordo_journal::ReadLimit::Committed,
         scan_until: log.positions().committed(),
-        member: Some(Member {
+        member: Member {
             view: MemberView {
                 serving: Some(serving.clone()),
                 ..consensus.view(spec, Arc::clone(&gate), inbound_tx.bell())
@@ -391,29 +345,16 @@ async fn member_log(
             serving_tx,
             gate,
             role_task,
-        }),
+        },
         clock_source,
     })
 }
 
-/// Runs a node until `shutdown`; returns once the journal is synced.
-pub async fn run(cfg: NodeConfig, port: FixPort, shutdown: watch::Receiver<bool>) -> Result<(), String> {
-    run_as(cfg, None, port, shutdown).await
-}
-
-/// Runs member `spec.id` of a cluster until `shutdown` (`ordo node --cluster FILE --id N`).
+/// Runs member `spec.id` of a cluster until `shutdown` (`ordo node --cluster FILE --id N`; a
+/// single node is a cluster of one, `ClusterFile::single`); returns once the journal is synced.
 pub async fn run_member(
     cfg: NodeConfig,
     spec: &ClusterSpec,
-    port: FixPort,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
-    run_as(cfg, Some(spec), port, shutdown).await
-}
-
-async fn run_as(
-    cfg: NodeConfig,
-    cluster: Option<&ClusterSpec>,
     port: FixPort,
     external_shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
@@ -432,24 +373,19 @@ async fn run_as(
         sequencing::inbound_channel(cfg.inbound_queue, catalog.sessions.len(), bell.clone());
     let tick = Duration::from_millis(cfg.tick_ms.max(1));
     let clock = clock::open(&cfg.clock)?;
-    let log = match cluster {
-        None => single_log(&cfg, durability, clock, inbound_rx, &catalog, tick)?,
-        Some(spec) => {
-            // A member that diverged stays down until an operator has looked.
-            crate::member::checkpoint::refuse_if_halted(&cfg.data_dir)?;
-            member_log(
-                &cfg,
-                spec,
-                durability,
-                clock,
-                inbound_rx,
-                &inbound_tx,
-                &catalog,
-                tick,
-            )
-            .await?
-        }
-    };
+    // A member that diverged stays down until an operator has looked.
+    crate::member::checkpoint::refuse_if_halted(&cfg.data_dir)?;
+    let log = member_log(
+        &cfg,
+        spec,
+        durability,
+        clock,
+        inbound_rx,
+        &inbound_tx,
+        &catalog,
+        tick,
+    )
+    .await?;
     let Log {
         journal_dir,
         positions,
@@ -471,7 +407,7 @@ async fn run_as(
 
     let (out_tx, out_rx) = mpsc::channel::<Outbound>(cfg.outbound_channel);
     let stop = Arc::new(AtomicBool::new(false));
-    let snapshots = snapshot_spec(&cfg, cluster, member.as_ref());
+    let snapshots = snapshot_spec(&cfg, spec, &member);
     let restored = snapshots
         .as_ref()
         .and_then(|s| s.restore(catalog.sessions.len(), &journal_dir));
@@ -480,7 +416,7 @@ async fn run_as(
         None => String::new(),
     };
     let runner = EngineRunner {
-        checkpoints: checkpoint_spec(&cfg, cluster, member.as_ref(), &inbound_tx),
+        checkpoints: checkpoint_spec(&cfg, spec, &member, &inbound_tx),
         snapshots,
         restored,
         dir: journal_dir.clone(),
@@ -511,9 +447,9 @@ async fn run_as(
         admin: Arc::default(),
         adding: Arc::default(),
         positions: Arc::clone(&positions),
-        member: member.as_ref().map(|m| m.view.clone()),
+        member: member.view.clone(),
     };
-    let serving = member.as_ref().map(|m| m.serving.clone());
+    let serving = member.serving.clone();
     let limits = limits(&cfg);
     let router = tokio::spawn(
         Router {
@@ -521,16 +457,15 @@ async fn run_as(
             catalog: Arc::clone(&catalog),
             admin: Arc::clone(&handle.admin),
             max_pending: limits.max_pending_bytes,
-            snapshots: snapshot_spec(&cfg, cluster, member.as_ref()).map(|s| SnapshotWriter {
+            snapshots: snapshot_spec(&cfg, spec, &member).map(|s| SnapshotWriter {
                 dir: s.dir,
                 sync_stores: durability.fsyncs(),
                 writing: Arc::default(),
             }),
-            member: member.as_ref().map(|m| Serving {
-                gate: Arc::clone(&m.gate),
-                serving: Arc::clone(&m.serving_tx),
-                grace: cluster
-                    .map(|spec| spec.file.timings.takeover_grace_ms)
+            member: Some(Serving {
+                gate: Arc::clone(&member.gate),
+                serving: Arc::clone(&member.serving_tx),
+                grace: Some(spec.file.timings.takeover_grace_ms)
                     .filter(|&ms| ms > 0)
                     .map(|ms| (Duration::from_millis(ms), inbound_tx.clone())),
             }),
@@ -541,26 +476,25 @@ async fn run_as(
 
     // A cluster of one leads at once: it listens once it serves, so that a client that
     // connects after the ready line is never turned away as if by a follower.
-    if let (Some(spec), Some(mut serving)) = (cluster, serving.clone()) {
-        if spec.file.members.len() == 1 {
-            wait_until_serving(&mut serving, shutdown.clone()).await?;
-        }
+    if spec.file.members.len() == 1 {
+        wait_until_serving(&mut serving.clone(), shutdown.clone()).await?;
     }
     // Connections are accepted from here on; until now they were refused (`FixPort`).
     let listener = port
         .listen()
         .map_err(|e| format!("listen on {}: {e}", cfg.listen))?;
-    let cluster_text = match cluster {
-        Some(spec) => format!("member {} of {}, ", spec.id, spec.file.members.len()),
-        None => String::new(),
+    // A single node's ready line is the one it printed before it was a cluster of one.
+    let member_text = match spec.file.members.len() {
+        1 => String::new(),
+        n => format!("member {} of {n}, ", spec.id),
     };
     println!(
-        "ordo node ready: {cluster_text}FIX on {} ({} sessions), journal {} (last seq {journal_last}), durability {durability}, clock {clock_source}{restored_text}",
+        "ordo node ready: {member_text}FIX on {} ({} sessions), journal {} (last seq {journal_last}), durability {durability}, clock {clock_source}{restored_text}",
         cfg.listen,
         catalog.sessions.len(),
         journal_dir.display()
     );
-    let gateway = Gateway::new(Arc::clone(&registry), limits).serving_only_while(serving);
+    let gateway = Gateway::new(Arc::clone(&registry), limits).serving_only_while(Some(serving));
     gateway.serve(listener, shutdown).await;
 
     // Shutdown: give connections a moment to send their Logout, then stop the pipeline in
@@ -572,10 +506,8 @@ async fn run_as(
     let (seq_result, engine_result) = stop_pipeline(pipeline, &stop).await;
     router.abort();
     admin_socket.abort();
-    if let Some(m) = member {
-        m.role_task.abort();
-        m.consensus.shutdown().await;
-    }
+    member.role_task.abort();
+    member.consensus.shutdown().await;
     close_sessions(&registry);
     seq_result?;
     engine_result
@@ -670,38 +602,30 @@ fn open_sessions(
 /// A cluster member's checkpoints (`docs/REPLICATION.md`, 3.3), unless its file turns them off.
 fn checkpoint_spec(
     cfg: &NodeConfig,
-    cluster: Option<&ClusterSpec>,
-    member: Option<&Member>,
+    spec: &ClusterSpec,
+    m: &Member,
     inbound_tx: &InboundTx,
 ) -> Option<crate::member::checkpoint::CheckpointSpec> {
-    match (cluster, member) {
-        (Some(spec), Some(m)) if spec.file.timings.checkpoint_every > 0 => {
-            Some(crate::member::checkpoint::CheckpointSpec {
-                every: spec.file.timings.checkpoint_every,
-                leader: Some((Arc::clone(&m.gate), inbound_tx.clone())),
-                data_dir: cfg.data_dir.clone(),
-            })
-        }
-        _ => None,
-    }
+    let every = spec.file.timings.checkpoint_every;
+    (every > 0).then(|| crate::member::checkpoint::CheckpointSpec {
+        every,
+        leader: Some((Arc::clone(&m.gate), inbound_tx.clone())),
+        data_dir: cfg.data_dir.clone(),
+    })
 }
 
 /// A cluster member's snapshots (`docs/REPLICATION.md`, 6.3), unless its file turns them off.
 fn snapshot_spec(
     cfg: &NodeConfig,
-    cluster: Option<&ClusterSpec>,
-    member: Option<&Member>,
+    spec: &ClusterSpec,
+    m: &Member,
 ) -> Option<crate::member::engine_runner::SnapshotSpec> {
-    match (cluster, member) {
-        (Some(spec), Some(m)) if spec.file.timings.snapshot_every > 0 => {
-            Some(crate::member::engine_runner::SnapshotSpec {
-                every: spec.file.timings.snapshot_every,
-                dir: cfg.data_dir.join(crate::member::snapshot::SNAPSHOT_DIR),
-                gate: Arc::clone(&m.gate),
-            })
-        }
-        _ => None,
-    }
+    let every = spec.file.timings.snapshot_every;
+    (every > 0).then(|| crate::member::engine_runner::SnapshotSpec {
+        every,
+        dir: cfg.data_dir.join(crate::member::snapshot::SNAPSHOT_DIR),
+        gate: Arc::clone(&m.gate),
+    })
 }
 
 /// Gives the sequencer and engine agents their threads (or the inline task).

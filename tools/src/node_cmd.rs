@@ -172,10 +172,9 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             );
             ordo_sequencer::node::run_echo(cfg, listener, rx).await;
             Ok(())
-        } else if let Some(spec) = &cluster {
-            ordo_sequencer::node::run_member(cfg, spec, port, rx).await
         } else {
-            ordo_sequencer::node::run(cfg, port, rx).await
+            let spec = cluster.expect("every node but the echo application is a cluster member");
+            ordo_sequencer::node::run_member(cfg, &spec, port, rx).await
         }
     });
     match result {

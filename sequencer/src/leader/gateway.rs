@@ -239,11 +239,11 @@ pub struct Gateway {
     pub limits: GatewayLimits,
     connections: AtomicUsize,
     next_conn: AtomicUsize,
-    /// A cluster member serves FIX only while this says so (None: always, a single node).
+    /// A cluster member serves FIX only while this says so (None: always, the echo application).
     serving: Option<watch::Receiver<bool>>,
 }
 
-/// Returns once `serving` says the member no longer serves (never for a single node).
+/// Returns once `serving` says the member no longer serves (never without a `serving`).
 async fn serving_ends(serving: &mut Option<watch::Receiver<bool>>) {
     match serving {
         Some(rx) => {

@@ -353,7 +353,9 @@ const MAX_BATCH: usize = 256;
 /// difference of the variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Sink {
-    /// A single node: the journal, written by the sequencer itself.
+    /// The journal, written by the sequencer itself: this module's tests of batching, lanes and
+    /// bounds, which need no consensus (every node proposes to raft: a single node is a
+    /// cluster of one).
     Journal(JournalWriter),
     /// A cluster member: raft entries, proposed while this member leads (`crate::leader::proposer`).
     Raft(Proposer),
@@ -423,8 +425,8 @@ fn split(input: Inbound) -> (Rec, Option<tokio::sync::oneshot::Sender<u64>>, Opt
 }
 
 impl SequencerAgent {
-    /// A single node's sequencer: appends `initial` (genesis and setup on a fresh journal) and
-    /// the clock record.
+    /// A sequencer on a bare journal (tests, see [`Sink::Journal`]): appends `initial`
+    /// (genesis and setup on a fresh journal) and the clock record.
     pub fn new(
         mut writer: JournalWriter,
         mut stamper: Stamper,
@@ -636,8 +638,8 @@ impl SequencerAgent {
         }
     }
 
-    /// Stamps and appends the inputs taken: one published batch on a single node, one entry
-    /// on a member. Returns how many.
+    /// Stamps and appends the inputs taken: one raft entry (a bare journal: one published
+    /// batch). Returns how many.
     fn write_taken(&mut self) -> Result<usize, String> {
         let n = self.taken.len();
         let (stamper, rx) = (&mut self.stamper, &self.rx);

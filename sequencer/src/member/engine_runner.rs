@@ -135,13 +135,14 @@ pub struct EngineRunner {
     pub admin_session: u32,
     /// Outputs held until durable, at most (then the thread waits for durability).
     pub max_held: usize,
-    /// How far the engine reads: `Written` on a single node (outputs then wait for `durable`),
-    /// `Committed` on a cluster member (everything it reads a majority holds: outputs may
-    /// leave at once).
+    /// How far the engine reads: `Committed` on every node (everything it reads a majority
+    /// holds: outputs may leave at once; a single node is a cluster of one); `Written` only in
+    /// this module's tests of a bare journal (outputs then wait for `durable`).
     pub read_limit: ReadLimit,
-    /// A cluster member's checkpoints (`crate::member::checkpoint`); None on a single node.
+    /// The member's checkpoints (`crate::member::checkpoint`); None when the cluster file turns
+    /// them off.
     pub checkpoints: Option<crate::member::checkpoint::CheckpointSpec>,
-    /// A cluster member's snapshots; None on a single node.
+    /// The member's snapshots; None when the cluster file turns them off.
     pub snapshots: Option<SnapshotSpec>,
     /// The snapshot the engine starts from (`SnapshotSpec::restore`); None: the first record.
     pub restored: Option<crate::member::snapshot::Restored>,
@@ -476,8 +477,8 @@ impl EngineAgent {
     /// One duty cycle: release what is durable, then apply at most one journal record.
     pub fn do_work(&mut self) -> Result<EngineWork, String> {
         let mut released = 0;
-        // Outputs leave once their input may be acknowledged: durable on a single node,
-        // committed on a cluster member (the reader reads nothing else there).
+        // Outputs leave once their input may be acknowledged: committed (the reader reads
+        // nothing else), or durable on a bare journal (this module's tests).
         let durable = match self.runner.read_limit {
             ReadLimit::Committed => self.positions.committed(),
             ReadLimit::Written | ReadLimit::Durable => self.positions.durable(),

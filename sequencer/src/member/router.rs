@@ -80,9 +80,9 @@ pub struct Router {
     pub admin: Arc<Mutex<AdminResults>>,
     /// Unsent bytes per connection before it is a slow consumer.
     pub max_pending: usize,
-    /// A cluster member's takeover (None: a single node, always serving).
+    /// The member's takeover (None only in tests of the router alone: always serving).
     pub member: Option<Serving>,
-    /// Where a member's snapshots are written (None: a single node, which takes none).
+    /// Where a member's snapshots are written (None: the cluster file turns them off).
     pub snapshots: Option<SnapshotWriter>,
 }
 

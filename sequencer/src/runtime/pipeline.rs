@@ -128,9 +128,8 @@ pub fn start(
     }
 }
 
-/// Calls `wake` whenever held outputs may be released: when the durable position moves (a
-/// single node under an fsyncing policy) and when the committed position moves (a cluster
-/// member). A member's raft log may have taken the durable listener for itself (it tells raft
+/// Calls `wake` whenever held outputs may be released: when the committed position moves (every
+/// node) and when the durable position moves (a bare journal under an fsyncing policy: tests). A member's raft log may have taken the durable listener for itself (it tells raft
 /// when appends are durable): the committed one is then what matters.
 fn wake_on_release(positions: &Positions, wake: impl Fn() + Clone + Send + Sync + 'static) {
     positions.set_durable_listener(wake.clone());
