@@ -94,7 +94,7 @@ pub struct JournalConfig {
     /// writeback delay (30 s) has its zeros written to disk once and its data again: a small
     /// window suits journals that are mostly idle (a session's message store: 16 MiB of
     /// zeros written per session ~30 s after every start otherwise). Segments after the
-    /// first are faulted in by the helper thread either way.
+    /// first are mapped by the helper thread and faulted in by appends, 256 KiB ahead.
     pub open_prefault_bytes: Option<u64>,
 }
 

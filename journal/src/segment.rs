@@ -244,8 +244,8 @@ pub const SPARE_FILE: &str = "spare.seg.tmp";
 /// zeros would only be written to disk twice over: once as zeros, at once and in a burst
 /// (64 MiB per journal segment, 16 MiB per session store's), then again as data. Measured on a
 /// node at 20K/s: 410 MB written in 22 s with zeroing against 16 MB without, and the steal and
-/// tail that the bursts caused (see docs/BENCHMARKS.md). The writer's pages are faulted in by
-/// the helper thread either way ([`crate::writer`]), so appends take no page fault.
+/// tail that the bursts caused (see docs/BENCHMARKS.md). The helper thread maps the spare;
+/// appends fault its pages in 256 KiB ahead of themselves ([`crate::writer`]).
 /// Runs on a helper thread, off the append path. Abandoned (Ok(None), the file left partly
 /// zeroed: recovery removes it) as soon as `cancel` is set: a closing writer does not wait for
 /// megabytes of zeros and an fsync.

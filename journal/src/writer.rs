@@ -79,9 +79,9 @@ impl ActiveSegment {
             .map_err(|_| JournalError::Config("segment larger than the address space".into()))?;
         let write_offset = write_offset as usize;
         let (map, prefaulted_to) = match premapped {
-            // The spare thread mapped and faulted in the whole file (same inode: the rename
-            // into place does not affect the mapping).
-            Some(map) if map.len() == map_len => (map, map_len),
+            // The spare thread mapped the file (same inode: the rename into place does not
+            // affect the mapping); appends fault its pages in ahead of themselves.
+            Some(map) if map.len() == map_len => (map, write_offset & !4095),
             _ => {
                 // SAFETY: we hold the directory lock, so no other process writes this file;
                 // readers only read bytes below the published position, never modified again.
@@ -141,19 +141,21 @@ impl ActiveSegment {
     }
 }
 
-/// Maps a prepared spare file and faults every page in writable, so that the writer never
-/// takes a page fault (nor an ext4 `page_mkwrite`) in the segment: that cost moves to the
-/// helper thread. None if mapping fails (the writer then maps the file itself and prefaults
-/// as it goes).
-fn map_populated(path: &Path, segment_bytes: u64) -> Option<MmapMut> {
+/// Maps a prepared spare file, off the append path (an mmap takes the process's mmap lock for
+/// writing). Its pages are not faulted in here: the writer faults them in as it appends,
+/// [`PREFAULT_CHUNK_BYTES`] ahead, so that the cost follows the append rate. Faulting in whole
+/// spares here made bursts: the session stores of a member fill in step (their sessions trade
+/// alike), and so do the members of a cluster (they apply the same log), so a dozen writers
+/// rolled within a few ms and their helpers took both cores for 300-400 ms every few seconds
+/// at 20K orders/s (`perf sched`: 100-190 ms of CPU per 100 ms; SCHED_IDLE does not keep the
+/// kernel's page allocation off the CPU), starving raft's threads past the leader's cut-off
+/// (docs/BENCHMARKS.md). None if mapping fails (the writer then maps the file itself).
+fn map_spare(path: &Path, segment_bytes: u64) -> Option<MmapMut> {
     let file = OpenOptions::new().read(true).write(true).open(path).ok()?;
     let len = usize::try_from(segment_bytes).ok()?;
     // SAFETY: the spare file is ours alone (directory lock held by the writer, the name is
     // private until the writer renames it); nothing reads it while we map it.
-    let mut map = unsafe { MmapOptions::new().len(len).map_mut(&file) }.ok()?;
-    // SAFETY: the range is exactly our mapping; POPULATE_WRITE does not change contents.
-    let rc = unsafe { libc::madvise(map.as_mut_ptr().cast(), len, MADV_POPULATE_WRITE) };
-    (rc == 0).then_some(map)
+    unsafe { MmapOptions::new().len(len).map_mut(&file) }.ok()
 }
 
 /// A prepared spare segment file and, when the helper thread could map and fault it in, its
@@ -202,7 +204,7 @@ impl SpareWorker {
                         continue;
                     }
                     let result = match prepare_spare(&dir, segment_bytes, zero, &cancelled) {
-                        Ok(Some(path)) => Ok((path.clone(), map_populated(&path, segment_bytes))),
+                        Ok(Some(path)) => Ok((path.clone(), map_spare(&path, segment_bytes))),
                         Ok(None) => Err(JournalError::Config("spare preparation cancelled".into())),
                         Err(e) => Err(e),
                     };
