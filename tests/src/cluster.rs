@@ -299,3 +299,98 @@ impl Drop for Cluster {
         let _ = std::fs::remove_dir_all(&self.aeron);
     }
 }
+
+/// A TCP front door for clients that know one address only (QuickFIX's initiator through
+/// `qf_client.py`): each connection it accepts is joined to the FIX port of the member that
+/// leads and serves at that moment (asked with `ordo admin status`), and closed when that side
+/// closes. A client that reconnects after a failover thus reaches the new leader, as it would
+/// through a venue's load balancer or its own list of hosts.
+pub struct LeaderProxy {
+    /// The port clients connect to.
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long the proxy looks for a serving leader for one connection before it closes it.
+const PROXY_LEADER_WAIT: Duration = Duration::from_secs(10);
+
+impl Cluster {
+    /// Starts a [`LeaderProxy`] in front of this cluster's members.
+    pub fn leader_proxy(&self) -> LeaderProxy {
+        let members: Vec<(PathBuf, u16)> = self
+            .fix_ports
+            .iter()
+            .map(|(&id, &port)| (self.data_dir(id), port))
+            .collect();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy port");
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let port = listener.local_addr().expect("proxy address").port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let members = members.clone();
+                        std::thread::spawn(move || join_to_leader(client, &members));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        LeaderProxy { port, stop }
+    }
+}
+
+impl Drop for LeaderProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The FIX port of the member that leads and serves now, if one does.
+fn serving_leader(members: &[(PathBuf, u16)]) -> Option<u16> {
+    members.iter().find_map(|(dir, port)| {
+        let out = Command::new(ordo_bin())
+            .args(["admin", "--data-dir"])
+            .arg(dir)
+            .arg("status")
+            .output()
+            .ok()?;
+        let status = Status::parse(String::from_utf8_lossy(&out.stdout).trim())?;
+        (status.role == "leader" && status.serving).then_some(*port)
+    })
+}
+
+/// Joins `client` to the serving leader's FIX port and copies bytes both ways until either
+/// side closes; then closes both.
+fn join_to_leader(client: std::net::TcpStream, members: &[(PathBuf, u16)]) {
+    let deadline = Instant::now() + PROXY_LEADER_WAIT;
+    let upstream = loop {
+        if let Some(port) = serving_leader(members) {
+            if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                break s;
+            }
+        }
+        if Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = from.shutdown(std::net::Shutdown::Both);
+            let _ = to.shutdown(std::net::Shutdown::Both);
+        })
+    };
+    let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    let a = pump(client, upstream);
+    let b = pump(u2, c2);
+    let _ = a.join();
+    let _ = b.join();
+}

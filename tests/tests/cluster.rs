@@ -589,3 +589,169 @@ fn with_a_takeover_grace_a_session_back_in_time_keeps_its_orders() {
         "{cancel}"
     );
 }
+
+/// The fields of each FIX message in QuickFIX's message logs under `dir` (both directions:
+/// `<time> : 8=FIX.4.4<SOH>...`), in the order logged.
+fn quickfix_logged_messages(dir: &std::path::Path) -> Vec<std::collections::BTreeMap<u32, String>> {
+    let mut messages = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("QuickFIX's log directory") {
+        let path = entry.expect("a log file").path();
+        if !path.to_string_lossy().contains("messages") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read a QuickFIX log");
+        for line in text.lines() {
+            let Some((_, raw)) = line.split_once(" : ") else {
+                continue;
+            };
+            let fields = raw
+                .split('\u{1}')
+                .filter_map(|f| f.split_once('='))
+                .filter_map(|(t, v)| Some((t.parse().ok()?, v.to_string())))
+                .collect();
+            messages.push(fields);
+        }
+    }
+    messages
+}
+
+/// The leader killed with SIGKILL under `qf_client.py` (QuickFIX's C++ initiator, an
+/// independent peer, `../shared/fix`), connected through a front door that joins each
+/// connection to the serving leader. qf_client ends its run at the disconnect (it counts one as
+/// a violation and stops), so up to the kill its own checks hold (every answer consistent, no
+/// duplicate ExecID, no session-level reject), the only complaints are the disconnect and the
+/// orders and requests it had in flight; then, on the new leader, every order QuickFIX logged
+/// as sent is answered by OrderStatusRequest, and every order it saw acknowledged is known
+/// there (nothing acknowledged lost); the survivors' committed prefixes agree.
+#[test]
+fn a_leader_killed_under_quickfix_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, leader, _) = three_with_a_follower(dir.path());
+    let proxy = cluster.leader_proxy();
+    let log_dir = dir.path().join("quickfix-log");
+    let client = std::process::Command::new(ordo_tests::python())
+        .arg(ordo_tests::shared_fix().join("qf_client.py"))
+        .args([
+            "--port",
+            &proxy.port.to_string(),
+            "--sender",
+            "CLIENT4",
+            "--target",
+            "ORDO",
+        ])
+        .args(["--username", "CLIENT4", "--password", "demo", "--account", "ACC4"])
+        .args(["--orders", "20000", "--rate", "400", "--symbols", "AAA,BBB"])
+        .args([
+            "--cancel-ratio",
+            "0.1",
+            "--no-reset",
+            "--max-report",
+            "50",
+            "--msg-log",
+        ])
+        .arg(&log_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run qf_client.py");
+    // Some orders, fills and cancels first (the run would send for 50 s).
+    let mut waited = Duration::ZERO;
+    while cluster.status(leader).is_none_or(|s| s.committed_seq < 1_000) && waited < T * 3 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    cluster.kill9(leader);
+    let out = client.wait_with_output().expect("qf_client.py ends");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("SUMMARY"))
+        .unwrap_or_else(|| panic!("no SUMMARY line:\n{text}"));
+    eprintln!("{summary}");
+    let complaints: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("  - ")).collect();
+    let disconnect = "session: logged out / disconnected by the acceptor before the run finished";
+    let in_flight = |c: &str| {
+        c.contains(" NewOrderSingle without ack after ")
+            || c.contains(" cancel/replace requests without answer after ")
+    };
+    let unexpected: Vec<&&str> = complaints
+        .iter()
+        .filter(|c| **c != disconnect && !in_flight(c))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}\n{text}");
+    // The kill reached the session (else this run proved nothing about a failover).
+    assert!(
+        complaints.contains(&disconnect),
+        "the session never lost its leader:\n{text}"
+    );
+    assert!(summary.contains(" sess_rejects=0 "), "{summary}");
+
+    // What QuickFIX sent and what it saw acknowledged, from its own message log. An order is
+    // named by every ClOrdID it has had (its own, then its replaces' and cancel's, 41 -> 11):
+    // it is known if OrderStatusRequest knows it by one of them.
+    let messages = quickfix_logged_messages(&log_dir);
+    let field = |m: &std::collections::BTreeMap<u32, String>, t: u32| m.get(&t).cloned().unwrap_or_default();
+    let mut root: std::collections::BTreeMap<String, String> = Default::default();
+    let mut orders: std::collections::BTreeMap<String, (String, String, Vec<String>)> = Default::default();
+    for m in messages.iter().filter(|m| field(m, 49) == "CLIENT4") {
+        let clordid = field(m, 11);
+        let first = match field(m, 35).as_str() {
+            "D" => clordid.clone(),
+            "F" | "G" => match root.get(&field(m, 41)) {
+                Some(r) => r.clone(),
+                None => continue,
+            },
+            _ => continue,
+        };
+        root.insert(clordid.clone(), first.clone());
+        orders
+            .entry(first)
+            .or_insert_with(|| (field(m, 55), field(m, 54), Vec::new()))
+            .2
+            .push(clordid);
+    }
+    let acked: std::collections::BTreeSet<String> = messages
+        .iter()
+        .filter(|m| field(m, 35) == "8" && field(m, 49) == "ORDO" && field(m, 150) == "0")
+        .map(|m| field(m, 11))
+        .collect();
+    assert!(
+        orders.len() > 100,
+        "{} orders logged as sent:\n{text}",
+        orders.len()
+    );
+    let survivors: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+    let new_leader = cluster.leader_among(&survivors, T * 3);
+    let mut c = FixClient::logged_on(cluster.fix_ports[&new_leader], 4);
+    let mut asked = 0;
+    let mut known_by = |c: &mut FixClient, clordid: &str, symbol: &str, side: &str| -> bool {
+        asked += 1;
+        let id = format!("s{asked}");
+        c.send("H", &[(11, clordid), (790, &id), (55, symbol), (54, side)]);
+        loop {
+            let m = c.expect(T);
+            assert_ne!(m.msg_type(), "3", "{m}");
+            if m.msg_type() == "8" && m.get(150) == Some("I") && m.get(790) == Some(id.as_str()) {
+                assert_eq!(m.get(11), Some(clordid), "{m}");
+                return m.get(39) != Some("8");
+            }
+        }
+    };
+    let mut unknown_unacked = 0;
+    for (first, (symbol, side, names)) in &orders {
+        let known = names.iter().any(|n| known_by(&mut c, n, symbol, side));
+        assert!(
+            known || !acked.contains(first),
+            "order {first} (named {names:?}) was acknowledged before the kill and is unknown to the new leader"
+        );
+        unknown_unacked += usize::from(!known);
+    }
+    eprintln!(
+        "{} orders sent, {} acknowledged before the kill, {unknown_unacked} unknown to the new leader",
+        orders.len(),
+        acked.len()
+    );
+    drop(c);
+    committed_prefixes_agree(&cluster, &survivors);
+    drop(proxy);
+}
