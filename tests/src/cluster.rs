@@ -367,10 +367,10 @@ fn serving_leader(members: &[(PathBuf, u16)]) -> Option<u16> {
 fn join_to_leader(client: std::net::TcpStream, members: &[(PathBuf, u16)]) {
     let deadline = Instant::now() + PROXY_LEADER_WAIT;
     let upstream = loop {
-        if let Some(port) = serving_leader(members) {
-            if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                break s;
-            }
+        if let Some(s) =
+            serving_leader(members).and_then(|port| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        {
+            break s;
         }
         if Instant::now() > deadline {
             return;
