@@ -45,13 +45,22 @@ pub fn verify(dir: &Path) -> ExitCode {
     };
     print_report_problems(&report);
     if report.is_clean() {
+        let committed = raft_committed(dir);
+        let committed_text = committed.map_or(String::new(), |c| format!(", committed seq {c}"));
         println!(
-            "OK {}: {} records in {} segment(s), last seq {}",
+            "OK {}: {} records in {} segment(s), last seq {}{committed_text}",
             dir.display(),
             report.records,
             report.segments.len(),
             report.last_seq
         );
+        if let Some(c) = committed.filter(|&c| c < report.last_seq) {
+            println!(
+                "note: records {}..={} are this member's uncommitted tail: final only once committed; a new leader whose log differs replaces them",
+                c + 1,
+                report.last_seq
+            );
+        }
         ExitCode::SUCCESS
     } else {
         println!(
@@ -63,6 +72,17 @@ pub fn verify(dir: &Path) -> ExitCode {
         );
         ExitCode::from(EXIT_DAMAGED)
     }
+}
+
+/// The committed seq of a cluster member's journal (a raft log: its first record is an ENTRY
+/// record), from its positions file; None for any other journal, whose records are all final.
+fn raft_committed(dir: &Path) -> Option<u64> {
+    let mut reader = JournalReader::open(dir, 1).ok()?;
+    let first_is_entry = matches!(reader.next(), Ok(Some(r)) if r.kind() == ordo_replica::entry::KIND_ENTRY);
+    if !first_is_entry {
+        return None;
+    }
+    Positions::open_read_only(dir).ok().map(|p| p.committed())
 }
 
 /// `ordo journal inspect DIR`.

@@ -46,6 +46,41 @@ fn verify_clean_journal_exits_zero() {
     assert!(text(&out.stdout).contains("1000 records"));
 }
 
+/// A cluster member's journal (a raft log: ENTRY records) says where its committed prefix ends
+/// and which records beyond it are its uncommitted tail; a plain journal says nothing of it.
+#[test]
+fn verify_names_a_members_uncommitted_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut writer = JournalWriter::open(JournalConfig::new(dir.path())).unwrap();
+        writer
+            .append(
+                1_700_000_000_000_000_000,
+                ordo_replica::entry::KIND_ENTRY,
+                b"entry",
+            )
+            .unwrap();
+        for i in 1..=5u64 {
+            writer.append(1_700_000_000_000_000_000 + i, 1, b"event").unwrap();
+        }
+        writer.set_committed(3);
+        writer.close().unwrap();
+    }
+    let out = ordo(&["journal", "verify", dir.path().to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("last seq 6, committed seq 3"), "{stdout}");
+    assert!(
+        stdout.contains("records 4..=6 are this member's uncommitted tail"),
+        "{stdout}"
+    );
+
+    let plain = tempfile::tempdir().unwrap();
+    write_journal(plain.path(), 10);
+    let out = ordo(&["journal", "verify", plain.path().to_str().unwrap()]);
+    assert!(!text(&out.stdout).contains("committed"), "{}", text(&out.stdout));
+}
+
 #[test]
 fn verify_damaged_journal_names_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
