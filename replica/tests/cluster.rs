@@ -225,6 +225,41 @@ async fn leadership_is_handed_to_the_member_named_and_refused_where_it_cannot_be
     c.shutdown().await;
 }
 
+/// A transfer to a member the leader cannot reach gives up at its bound (`CATCH_UP_MAX`: the
+/// member never holds the leader's last index) with the reason, and the leader goes on leading
+/// in its term; once the link is back the member catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_to_an_unreachable_member_gives_up_at_its_bound_and_the_leader_leads_on() {
+    use ordo_replica::transfer::{CATCH_UP_MAX, TransferError};
+    let c = Cluster::start(5, Faults::default()).await;
+    let mut acked = c.write("before", 20).await;
+    c.settle().await;
+    let leader = c.leader().await;
+    let term = c.members[&leader].raft.metrics().borrow().current_term;
+    let target = IDS.into_iter().find(|&id| id != leader).unwrap();
+    c.sim().isolate(target, &[leader]);
+    // Entries the target lacks: committed by the leader and the other follower.
+    acked.extend(c.write("while-cut", 20).await);
+    let start = tokio::time::Instant::now();
+    let refused = c.members[&leader].handover().transfer_to(target).await;
+    assert!(
+        matches!(refused, Err(TransferError::NotCaughtUp { to, .. }) if to == target),
+        "{refused:?}"
+    );
+    assert!(
+        start.elapsed() >= CATCH_UP_MAX,
+        "gave up after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(c.leader().await, leader);
+    assert_eq!(c.members[&leader].raft.metrics().borrow().current_term, term);
+    acked.extend(c.write("after-refusal", 20).await);
+    c.sim().heal();
+    c.settle().await;
+    c.assert_identical(&acked);
+    c.shutdown().await;
+}
+
 /// A follower that does not hear the leader, while the other follower does, never deposes it:
 /// its pre-vote finds no majority, so it never raises the term (`docs/REPLICATION.md`, 4.5).
 /// Without the pre-vote it campaigned every campaign time, and once the link was back the leader

@@ -336,3 +336,39 @@ async fn collect(mut rx: mpsc::Receiver<Answer>, gate: Arc<LeaderGate>, bell: Be
         bell.ring();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bell() -> Bell {
+        let (tx, _rx) = crate::leader::sequencing::inbound_channel(16, 1, None);
+        tx.bell()
+    }
+
+    /// A transfer's wait for the sequencer to go quiet is bounded: an entry never answered (no
+    /// quorum) makes it give up at `within`, naming what is unanswered; an answered one lets it
+    /// through; leadership ending ends it at once.
+    #[tokio::test]
+    async fn going_quiet_is_bounded_and_says_what_is_unanswered() {
+        let gate = LeaderGate::default();
+        gate.lead(1, 0, false);
+        gate.hold();
+        gate.note_held();
+        gate.in_flight.store(1, Ordering::Release);
+        let within = Duration::from_millis(30);
+        let refused = gate.quiet(&bell(), within).await;
+        assert_eq!(
+            refused,
+            Err("the sequencer did not go quiet within 30 ms (1 entries unanswered)".to_string())
+        );
+        gate.in_flight.store(0, Ordering::Release);
+        assert_eq!(gate.quiet(&bell(), within).await, Ok(()));
+        gate.in_flight.store(1, Ordering::Release);
+        gate.step_down();
+        assert_eq!(
+            gate.quiet(&bell(), Duration::from_secs(3600)).await,
+            Err("leadership ended".to_string())
+        );
+    }
+}
