@@ -123,7 +123,13 @@ impl RunningMember {
         transport: Arc<dyn Transport>,
         inbox: Inbox,
     ) -> Result<Self, String> {
-        let (log, sm) = storage::open(&cfg.dir, cfg.durability).map_err(|e| e.to_string())?;
+        let (log, sm) = storage::open(&cfg.dir, cfg.durability).map_err(|e| match e {
+            // The one journal an operator is likely to have that is not a raft log.
+            e @ storage::OpenError::NotARaftLog { seq: 1, .. } => format!(
+                "{e} (a journal that `ordo node` wrote before every node ran as a cluster member is not a raft log: start on a new data directory, and keep the old one for `ordo journal`)"
+            ),
+            e => e.to_string(),
+        })?;
         // Read before raft starts: its metrics are not yet loaded from the log at first.
         let empty = log.last_seq() == 0;
         let rpc = Rpc::new(cfg.id, transport);
