@@ -46,10 +46,14 @@ pub struct DemoArgs {
     /// moved by itself: `demo: terms A to B: N leader changes, M not caused by the demo`).
     #[arg(long, default_value_t = 1)]
     pub failovers: u32,
-    /// Run this cluster file instead of the embedded `tests/cluster/local3.toml` (its members
-    /// must keep FIX on 127.0.0.1:9881-9883: the load generator connects there).
+    /// Run this cluster file instead of the embedded `tests/cluster/local3.toml` (the load
+    /// generator connects to its members' `fix` addresses).
     #[arg(long)]
     pub cluster: Option<PathBuf>,
+    /// Members to run: the cluster file's first N (1 or 3). A cluster of one cannot fail over:
+    /// it needs `--failovers 0` (it is what `ordo bench members` compares three members with).
+    #[arg(long, default_value_t = 3)]
+    pub members: usize,
     /// Hand leadership over with `ordo admin transfer-leader` (to the next member) instead of
     /// killing the leader; each answer (with its `pause_ms`) is printed.
     #[arg(long)]
@@ -89,11 +93,29 @@ impl Drop for Members {
     }
 }
 
+/// What a demo run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// Nothing acknowledged lost or duplicated, the load generator's checks passed, every
+    /// failover ended with a report.
+    pub ok: bool,
+    /// Requests sent, and answered.
+    pub sent: u64,
+    /// Request -> first ExecutionReport percentiles, us (corrected for coordinated omission).
+    pub p50_us: u64,
+    /// See `p50_us`.
+    pub p99_us: u64,
+    /// See `p50_us`.
+    pub p999_us: u64,
+    /// Leader changes the demo did not cause.
+    pub own_leader_changes: u64,
+}
+
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> ExitCode {
     match demo(args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(o) if o.ok => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
         Err(e) => {
             eprintln!("demo: {e}");
             ExitCode::from(2)
@@ -101,7 +123,34 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     }
 }
 
-fn demo(args: &DemoArgs) -> Result<bool, String> {
+/// The cluster file's text with only its first `members` members, and their FIX addresses.
+fn first_members(text: &str, members: usize) -> Result<(String, Vec<String>), String> {
+    let mut table: toml::Table = text.parse().map_err(|e| format!("cluster file: {e}"))?;
+    let list = table
+        .get_mut("member")
+        .and_then(|m| m.as_array_mut())
+        .ok_or("cluster file: no [[member]]")?;
+    if list.len() < members {
+        return Err(format!(
+            "cluster file: {} members, {members} asked for",
+            list.len()
+        ));
+    }
+    list.truncate(members);
+    let text = table.to_string();
+    let file = ordo_replica::cluster_file::ClusterFile::parse(&text).map_err(|e| e.to_string())?;
+    let fix = file.members.iter().map(|m| m.fix.to_string()).collect();
+    Ok((text, fix))
+}
+
+/// Runs the demo and prints its report and `DEMO` line; returns what it measured.
+pub fn demo(args: &DemoArgs) -> Result<Outcome, String> {
+    if !matches!(args.members, 1 | 3) {
+        return Err(format!("--members {}: 1 or 3", args.members));
+    }
+    if args.members == 1 && (args.failovers > 0 || args.transfer) {
+        return Err("a cluster of one cannot fail over: use --failovers 0".to_string());
+    }
     let temp;
     let root = match &args.dir {
         Some(d) => d.clone(),
@@ -123,6 +172,7 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
             1,
         );
     }
+    let (text, fix) = first_members(&text, args.members)?;
     std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
     // The media drivers' files in memory (/dev/shm) when there is one, as Aeron expects: on a
     // disk-backed directory their log buffers are written back to disk.
@@ -131,7 +181,7 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
         _ => root.join("aeron"),
     };
     let _remove_aeron = RemoveOnDrop(aeron.clone());
-    let mut members = start(&file, &root, &aeron)?;
+    let mut members = start(&file, &root, &aeron, args.members)?;
     let leader = wait_for_leader(&members, None, Duration::from_secs(30))?;
     let term_at_start = term_of(&members, leader);
     println!("demo: member {} leads", leader + 1);
@@ -139,7 +189,7 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
     let cli = LoadgenCli::try_parse_from([
         "loadgen",
         "--connect",
-        "127.0.0.1:9881,127.0.0.1:9882,127.0.0.1:9883",
+        &fix.join(","),
         "--rate",
         &args.rate.to_string(),
         "--duration-s",
@@ -191,12 +241,13 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
     report.print();
     let new_leader = wait_for_leader(&members, None, Duration::from_secs(30))?;
     println!("demo: member {} leads", new_leader + 1);
+    let mut own_leader_changes = 0;
     if let (Some(t0), Some(t1)) = (term_at_start, term_of(&members, new_leader)) {
         // Each kill or transfer takes at least one term; more are elections of their own.
+        own_leader_changes = (t1 - t0).saturating_sub(u64::from(failovers));
         println!(
-            "demo: terms {t0} to {t1}: {} leader changes, {} not caused by the demo",
+            "demo: terms {t0} to {t1}: {} leader changes, {own_leader_changes} not caused by the demo",
             t1 - t0,
-            (t1 - t0).saturating_sub(u64::from(failovers))
         );
     }
     let found = journaled_orders(&members.dirs[new_leader].join("journal"))?;
@@ -236,7 +287,8 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
     let complete = times_ms.len() == kills.len();
     let us = |q: f64| report.latency.value_at_quantile(q) / 1000;
     println!(
-        "DEMO nodes=3 orders={} acked={} lost={lost} duplicates={} failover_ms={failover_ms} p50_us={} p99_us={} p999_us={}",
+        "DEMO nodes={} orders={} acked={} lost={lost} duplicates={} failover_ms={failover_ms} p50_us={} p99_us={} p999_us={}",
+        args.members,
         report.sent(),
         report.acked.len(),
         report.duplicate_fills(),
@@ -244,20 +296,27 @@ fn demo(args: &DemoArgs) -> Result<bool, String> {
         us(0.99),
         us(0.999)
     );
-    if let Err(e) = report.check() {
+    let checked = report.check();
+    if let Err(e) = &checked {
         eprintln!("demo: {e}");
-        return Ok(false);
     }
-    Ok(lost == 0 && report.duplicate_fills() == 0 && complete)
+    Ok(Outcome {
+        ok: checked.is_ok() && lost == 0 && report.duplicate_fills() == 0 && complete,
+        sent: report.sent(),
+        p50_us: us(0.5),
+        p99_us: us(0.99),
+        p999_us: us(0.999),
+        own_leader_changes,
+    })
 }
 
-fn start(file: &Path, root: &Path, aeron: &Path) -> Result<Members, String> {
+fn start(file: &Path, root: &Path, aeron: &Path, count: usize) -> Result<Members, String> {
     let mut members = Members {
         children: Vec::new(),
         dirs: Vec::new(),
     };
     std::fs::create_dir_all(aeron).map_err(|e| format!("{}: {e}", aeron.display()))?;
-    for id in 1..=3 {
+    for id in 1..=count {
         let dir = root.join(format!("m{id}"));
         members.children.push(Some(member(id, file, &dir, aeron)?));
         members.dirs.push(dir);

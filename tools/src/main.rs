@@ -99,6 +99,10 @@ enum BenchCommand {
     /// The replicated log alone: N members in this process on Aeron over loopback UDP; idle
     /// CPU, then commit latency (p50/p99/p99.9/max) at each rate.
     Cluster(bench::cluster::ClusterBenchArgs),
+    /// `ordo loadgen` against a cluster of one, then three members, at each rate (the local
+    /// cluster of `ordo demo`, no fault): p50/p99/p99.9 and `RATIO rate=R p99_1_us=A
+    /// p99_3_us=B ratio=X` lines.
+    Members(bench::members::MembersBenchArgs),
 }
 
 /// For commands that only print (the benchmarks): a closed stdout (`ordo bench fix | head`)
@@ -161,6 +165,10 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Cluster(args)) => {
             quiet_on_closed_stdout();
             bench::cluster::run(&args)
+        }
+        Command::Bench(BenchCommand::Members(args)) => {
+            quiet_on_closed_stdout();
+            bench::members::run(&args)
         }
     }
 }

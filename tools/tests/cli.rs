@@ -362,3 +362,22 @@ fn diff_names_the_first_difference_or_the_prefix() {
     let missing = ordo(&["journal", "diff", &p(&a), &p(&root.path().join("nothing"))]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing.stderr));
 }
+
+/// A cluster of one cannot fail over: the demo refuses before it starts anything.
+#[test]
+fn demo_of_one_member_with_a_failover_is_refused() {
+    let out = ordo(&["demo", "--members", "1", "--failovers", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("a cluster of one cannot fail over"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ordo(&["demo", "--members", "2", "--failovers", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--members 2: 1 or 3"),
+        "{}",
+        text(&out.stderr)
+    );
+}

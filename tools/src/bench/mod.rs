@@ -5,6 +5,7 @@ pub mod engine;
 pub mod fix;
 pub mod floor;
 pub mod journal;
+pub mod members;
 
 use hdrhistogram::Histogram;
 
