@@ -473,6 +473,27 @@ fn admin(dir: &std::path::Path, cmd: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// A single node is a cluster of one: it leads its own term and serves, and refuses a
+/// leadership transfer with the reason.
+#[test]
+fn a_single_node_is_a_cluster_of_one_that_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let (code, status) = admin(dir.path(), &["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert!(
+        status.starts_with("OK id=1 role=leader term=") && status.contains(" leader=1 serving=yes "),
+        "{status}"
+    );
+    let (code, answer) = admin(dir.path(), &["transfer-leader", "2"]);
+    assert_eq!(code, Some(1), "{answer}");
+    assert!(
+        answer.contains("a cluster of one: there is no other member to lead"),
+        "{answer}"
+    );
+    drop(node);
+}
+
 /// `ordo admin add` puts a new instrument into a running node: refused before, it trades
 /// after (with its own tick), it survives a restart (its definition is in the journal), a
 /// second add of the same symbol and bad settings are refused, and the bound

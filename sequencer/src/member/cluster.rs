@@ -137,6 +137,9 @@ impl MemberView {
         if let Some(why) = self.refuse() {
             return Err(why);
         }
+        if self.fix.len() == 1 {
+            return Err("a cluster of one: there is no other member to lead".to_string());
+        }
         if !self.fix.contains_key(&to) {
             return Err(format!("no member {to} in the cluster file"));
         }
