@@ -477,7 +477,7 @@ pub async fn run_member(
     // A cluster of one leads at once: it listens once it serves, so that a client that
     // connects after the ready line is never turned away as if by a follower.
     if spec.file.members.len() == 1 {
-        wait_until_serving(&mut serving.clone(), shutdown.clone()).await?;
+        wait_until_serving(&member.view, &mut serving.clone(), shutdown.clone(), &positions).await?;
     }
     // Connections are accepted from here on; until now they were refused (`FixPort`).
     let listener = port
@@ -513,28 +513,55 @@ pub async fn run_member(
     engine_result
 }
 
-/// How long a cluster of one may take to lead and serve after its start (its election, the
-/// genesis or takeover entry committed and applied): seconds on a loaded machine at worst.
-const SOLE_MEMBER_SERVING_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a cluster of one may take to lead after its start: its election needs no peer, so
+/// seconds on a loaded machine at worst.
+const SOLE_MEMBER_LEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Waits until the gateway may serve, or the node stops; an error after
-/// [`SOLE_MEMBER_SERVING_TIMEOUT`].
+/// How often a cluster of one that leads but does not serve yet says how far its replay is.
+const REPLAY_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Waits until a cluster of one may serve, or the node stops. Leading is bounded
+/// ([`SOLE_MEMBER_LEAD_TIMEOUT`]); serving then waits for the engine to apply the whole journal
+/// up to this term's Takeover record, which takes as long as the journal is long: no bound,
+/// but progress is logged, and a pipeline that fails stops the node (`shutdown`), which ends
+/// the wait.
 async fn wait_until_serving(
+    member: &MemberView,
     serving: &mut watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
+    positions: &ordo_journal::Positions,
 ) -> Result<(), String> {
-    let wait = async {
+    let mut role = member.role.clone();
+    let lead = async {
         tokio::select! {
-            r = serving.wait_for(|s| *s) => r.map(|_| ()).map_err(|_| "the role watch ended".to_string()),
+            r = role.wait_for(|r| matches!(r, ordo_replica::role::Role::Leader { .. })) => {
+                r.map(|_| ()).map_err(|_| "the role watch ended".to_string())
+            }
             _ = shutdown.wait_for(|s| *s) => Ok(()),
         }
     };
-    match tokio::time::timeout(SOLE_MEMBER_SERVING_TIMEOUT, wait).await {
-        Ok(r) => r,
-        Err(_) => Err(format!(
-            "the cluster of one did not lead within {} s",
-            SOLE_MEMBER_SERVING_TIMEOUT.as_secs()
-        )),
+    tokio::time::timeout(SOLE_MEMBER_LEAD_TIMEOUT, lead)
+        .await
+        .map_err(|_| {
+            format!(
+                "the cluster of one did not lead within {} s",
+                SOLE_MEMBER_LEAD_TIMEOUT.as_secs()
+            )
+        })??;
+    loop {
+        let wait = async {
+            tokio::select! {
+                r = serving.wait_for(|s| *s) => r.map(|_| ()).map_err(|_| "the role watch ended".to_string()),
+                _ = shutdown.wait_for(|s| *s) => Ok(()),
+            }
+        };
+        match tokio::time::timeout(REPLAY_PROGRESS_EVERY, wait).await {
+            Ok(r) => return r,
+            Err(_) => tracing::info!(
+                committed_seq = positions.committed(),
+                "leading; applying the journal before serving FIX"
+            ),
+        }
     }
 }
 
