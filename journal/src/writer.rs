@@ -158,7 +158,7 @@ fn map_spare(path: &Path, segment_bytes: u64) -> Option<MmapMut> {
     unsafe { MmapOptions::new().len(len).map_mut(&file) }.ok()
 }
 
-/// A prepared spare segment file and, when the helper thread could map and fault it in, its
+/// A prepared spare segment file and, when the helper thread could map it, its
 /// mapping.
 type PreparedSpare = (PathBuf, Option<MmapMut>);
 
