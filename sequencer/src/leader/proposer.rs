@@ -371,4 +371,35 @@ mod tests {
             Err("leadership ended".to_string())
         );
     }
+
+    /// At the proposal channel's bound (which the sequencer's `has_room` check keeps it from
+    /// reaching), a flush is an error with the reason, never a silent drop: the entry is not
+    /// proposed (nothing in it was acknowledged), the in-flight count is not left raised, and
+    /// the sequencer's error stops the pipeline and so the node.
+    #[test]
+    fn a_flush_beyond_the_channel_bound_is_an_error() {
+        let gate = Arc::new(LeaderGate::default());
+        let (tx, mut rx) = mpsc::channel::<Proposal>(1);
+        let mut proposer = Proposer {
+            gate: Arc::clone(&gate),
+            term: 1,
+            tx,
+            max_in_flight: 1,
+            batch: Batch::default(),
+            tracked: Vec::new(),
+            scratch: rkyv::util::AlignedVec::new(),
+        };
+        let raw = |p: &mut Proposer| p.push_raw(1, crate::schema::KIND_SESSION_OUT, b"message");
+        raw(&mut proposer).unwrap();
+        proposer.flush().unwrap();
+        assert_eq!(gate.in_flight(), 1);
+        raw(&mut proposer).unwrap();
+        assert_eq!(proposer.flush(), Err("proposals beyond their bound".to_string()));
+        assert_eq!(gate.in_flight(), 1, "the refused entry is not counted");
+        assert!(rx.try_recv().is_ok(), "the first entry was proposed");
+        assert!(rx.try_recv().is_err(), "nothing else was");
+        drop(rx);
+        raw(&mut proposer).unwrap();
+        assert_eq!(proposer.flush(), Err("raft stopped".to_string()));
+    }
 }
