@@ -36,6 +36,16 @@ fn print_report_problems(report: &VerifyReport) {
 
 /// `ordo journal verify DIR`.
 pub fn verify(dir: &Path) -> ExitCode {
+    // A mistyped path must not pass a check: a directory with no segment and no positions
+    // file holds no journal at all (an empty journal has its positions file).
+    if dir.is_dir() && !holds_a_journal(dir) {
+        eprintln!(
+            "error: {} holds no journal (no segment files, no {})",
+            dir.display(),
+            ordo_journal::POSITIONS_FILE
+        );
+        return ExitCode::from(EXIT_UNREADABLE);
+    }
     let report = match verify_journal(dir) {
         Ok(r) => r,
         Err(e) => {
@@ -72,6 +82,18 @@ pub fn verify(dir: &Path) -> ExitCode {
         );
         ExitCode::from(EXIT_DAMAGED)
     }
+}
+
+/// Whether `dir` holds a journal: a positions file or a segment file.
+fn holds_a_journal(dir: &Path) -> bool {
+    if dir.join(ordo_journal::POSITIONS_FILE).exists() {
+        return true;
+    }
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+    })
 }
 
 /// The committed seq of a cluster member's journal (a raft log: its first record is an ENTRY

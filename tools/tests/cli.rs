@@ -81,6 +81,21 @@ fn verify_names_a_members_uncommitted_tail() {
     assert!(!text(&out.stdout).contains("committed"), "{}", text(&out.stdout));
 }
 
+/// A directory that holds no journal (a mistyped path) is not a clean journal: exit 2, saying so.
+#[test]
+fn verify_of_a_directory_without_a_journal_exits_two() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"not a journal").unwrap();
+    let out = ordo(&["journal", "verify", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("holds no journal"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stdout).starts_with("OK"), "{}", text(&out.stdout));
+}
+
 #[test]
 fn verify_damaged_journal_names_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
