@@ -755,3 +755,47 @@ fn a_leader_killed_under_quickfix_loses_and_duplicates_nothing() {
     committed_prefixes_agree(&cluster, &survivors);
     drop(proxy);
 }
+
+/// The load generator's bound on the requests it holds for a session while that session logs on
+/// again (`--max-held-per-session`, lowered here from its 8M): beyond it the run fails, naming
+/// the session and the bound, instead of holding without limit.
+#[test]
+fn requests_held_beyond_the_load_generators_bound_fail_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, leader, _) = three_with_a_follower(dir.path());
+    let connect = cluster
+        .fix_ports
+        .values()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let loadgen = std::process::Command::new(ordo_tests::ordo_bin())
+        .args([
+            "loadgen",
+            "--connect",
+            &connect,
+            "--rate",
+            "2000",
+            "--duration-s",
+            "20",
+        ])
+        .args(["--warmup-s", "1", "--drain-s", "1", "--max-held-per-session", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ordo loadgen");
+    let mut waited = Duration::ZERO;
+    while cluster.status(leader).is_none_or(|s| s.committed_seq < 500) && waited < T * 3 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    // 500 requests/s a session: a failover of a few hundred ms holds far more than 5.
+    cluster.kill9(leader);
+    let out = loadgen.wait_with_output().expect("ordo loadgen ends");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(": 5 requests held while logging on again"),
+        "{text}"
+    );
+}

@@ -91,6 +91,10 @@ pub struct LoadgenArgs {
     /// sharpens the schedule but takes a core from the node on a 2-core machine.
     #[arg(long, default_value_t = 0)]
     pub spin_us: u64,
+    /// Requests held for one session while it logs on again, at most; beyond, the run fails
+    /// (default [`MAX_HELD_PER_SESSION`]). Lower only to test that bound.
+    #[arg(long, default_value_t = MAX_HELD_PER_SESSION, hide = true)]
+    pub max_held_per_session: usize,
 }
 
 /// A decimal string as mantissa and scale ("100.00" -> (10000, 2)).
@@ -320,7 +324,7 @@ fn wait_readable(fds: &mut [libc::pollfd], timeout_ns: u64) {
 
 /// Bound of the requests held for one session while it logs on again: at 30 s of reconnecting
 /// (its limit) and 250K requests/s on one session, 7.5M. Beyond it the run fails.
-const MAX_HELD_PER_SESSION: usize = 8 << 20;
+pub const MAX_HELD_PER_SESSION: usize = 8 << 20;
 
 /// A session's connection was lost: with several members it logs on again (to whichever leads
 /// then) while the others carry on; with one, or on a Logout or Reject, the run has failed.
@@ -506,10 +510,10 @@ pub fn drive(args: &LoadgenArgs) -> Result<Report, String> {
                     send_lag
                         .saturating_record(now.saturating_sub(Answers::scheduled_ns(args.rate, k)).max(1));
                 }
-            } else if held[s].len() >= MAX_HELD_PER_SESSION {
+            } else if held[s].len() >= args.max_held_per_session {
                 failure = Some(format!(
-                    "{}: {MAX_HELD_PER_SESSION} requests held while logging on again",
-                    conns[s].sender
+                    "{}: {} requests held while logging on again",
+                    conns[s].sender, args.max_held_per_session
                 ));
                 break 'run;
             } else {
