@@ -155,7 +155,7 @@ impl LeaderGate {
 }
 
 /// One entry on its way to raft: its records and who waits for the seq of which record.
-struct Proposal {
+pub(crate) struct Proposal {
     batch: Batch,
     /// (record index in the batch, waiter).
     tracked: Vec<(u32, oneshot::Sender<u64>)>,
@@ -255,6 +255,34 @@ impl Proposer {
                 mpsc::error::TrySendError::Closed(_) => "raft stopped".to_string(),
             }
         })
+    }
+}
+
+#[cfg(test)]
+impl Proposal {
+    /// The entry's records.
+    pub(crate) fn batch(&self) -> &Batch {
+        &self.batch
+    }
+}
+
+#[cfg(test)]
+impl Proposer {
+    /// A proposer whose proposals come out of the returned receiver instead of going to raft:
+    /// the sequencer's tests read what it proposes. Nothing answers them, so at most
+    /// `MAX_IN_FLIGHT_ENTRIES` entries are proposed (the tests propose a few).
+    pub(crate) fn detached(gate: Arc<LeaderGate>) -> (Proposer, mpsc::Receiver<Proposal>) {
+        let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT_ENTRIES + ENTRIES_PER_CYCLE);
+        let proposer = Proposer {
+            gate,
+            term: 0,
+            tx,
+            max_in_flight: MAX_IN_FLIGHT_ENTRIES,
+            batch: Batch::default(),
+            tracked: Vec::new(),
+            scratch: rkyv::util::AlignedVec::new(),
+        };
+        (proposer, rx)
     }
 }
 

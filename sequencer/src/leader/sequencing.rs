@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use ordo_engine::Command;
 use ordo_engine::types::FixedStr;
-use ordo_journal::JournalWriter;
 
 use crate::leader::clock::Stamper;
 use crate::leader::proposer::{Lead, Proposer};
 use crate::runtime::idle::Doorbell;
-use crate::schema::{Event, KIND_EVENT, KIND_SESSION_OUT};
+use crate::schema::{Event, KIND_SESSION_OUT};
 
 /// The session id of events the node makes itself (ticks, setup).
 pub const NODE_SESSION: u32 = u32::MAX;
@@ -349,24 +348,14 @@ pub enum Refused {
 /// Most inputs appended per published batch (bounds the latency of the batch's first input).
 const MAX_BATCH: usize = 256;
 
-/// Where the sequencer's records go. One sink per sequencer for its whole life, so the size
-/// difference of the variants costs nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Sink {
-    /// The journal, written by the sequencer itself: this module's tests of batching, lanes and
-    /// bounds, which need no consensus (every node proposes to raft: a single node is a
-    /// cluster of one).
-    Journal(JournalWriter),
-    /// A cluster member: raft entries, proposed while this member leads (`crate::leader::proposer`).
-    Raft(Proposer),
-}
-
 /// The sequencer as an agent (Aeron's duty-cycle pattern): [`SequencerAgent::do_work`] appends
 /// what is queued and returns how much it did; whoever runs it decides how to idle. It runs on
 /// its own thread or shares one with the engine agent (`crate::runtime::pipeline`, on the runner of
 /// `crate::runtime::agent`).
 pub struct SequencerAgent {
-    sink: Sink,
+    /// Where its records go: raft entries, proposed while this member leads (a single node is a
+    /// cluster of one).
+    proposer: Proposer,
     stamper: Stamper,
     rx: InboundRx,
     tick: Duration,
@@ -389,14 +378,6 @@ pub struct SequencerAgent {
 /// How often the sequencer asks its clock whether it is synchronised (an `adjtimex` call for
 /// the system clock); a change is journaled as a Clock record.
 pub const CLOCK_CHECK_EVERY: Duration = Duration::from_secs(1);
-
-/// Stamps `event` and appends it (published at once, outside any batch).
-fn append(writer: &mut JournalWriter, stamper: &mut Stamper, event: &Event) -> Result<u64, String> {
-    let ts = stamper.stamp();
-    writer
-        .append_archived(ts, KIND_EVENT, event)
-        .map_err(|e| format!("journal append: {e}"))
-}
 
 /// The Clock record for `stamper`'s clock in the given synchronisation state.
 fn clock_record(stamper: &Stamper, synchronised: bool) -> Event {
@@ -425,30 +406,6 @@ fn split(input: Inbound) -> (Rec, Option<tokio::sync::oneshot::Sender<u64>>, Opt
 }
 
 impl SequencerAgent {
-    /// A sequencer on a bare journal (tests, see [`Sink::Journal`]): appends `initial`
-    /// (genesis and setup on a fresh journal) and the clock record.
-    pub fn new(
-        mut writer: JournalWriter,
-        mut stamper: Stamper,
-        rx: InboundRx,
-        initial: &[Event],
-        tick: Duration,
-    ) -> Result<SequencerAgent, String> {
-        let synchronised = stamper.clock().synchronised();
-        for e in initial {
-            append(&mut writer, &mut stamper, e)?;
-        }
-        let record = clock_record(&stamper, synchronised);
-        append(&mut writer, &mut stamper, &record)?;
-        Ok(Self::with_sink(
-            Sink::Journal(writer),
-            stamper,
-            rx,
-            tick,
-            synchronised,
-        ))
-    }
-
     /// A cluster member's sequencer: proposes nothing until its member leads. Each time it
     /// begins to lead it proposes the clock record, `genesis` if the log holds no event yet,
     /// then `takeover` (the genesis records come before the clock record).
@@ -461,15 +418,8 @@ impl SequencerAgent {
         tick: Duration,
     ) -> SequencerAgent {
         let synchronised = stamper.clock().synchronised();
-        let mut agent = Self::with_sink(Sink::Raft(proposer), stamper, rx, tick, synchronised);
-        agent.genesis = genesis;
-        agent.takeover = takeover;
-        agent
-    }
-
-    fn with_sink(sink: Sink, stamper: Stamper, rx: InboundRx, tick: Duration, synchronised: bool) -> Self {
         SequencerAgent {
-            sink,
+            proposer,
             stamper,
             rx,
             tick,
@@ -479,8 +429,8 @@ impl SequencerAgent {
             clock_checked: Instant::now(),
             clock_check_every: CLOCK_CHECK_EVERY,
             taken: Vec::with_capacity(MAX_BATCH),
-            genesis: Vec::new(),
-            takeover: Vec::new(),
+            genesis,
+            takeover,
         }
     }
 
@@ -490,13 +440,9 @@ impl SequencerAgent {
         self
     }
 
-    /// Appends one record outside the inputs' batch (a Clock record, a Tick). A cluster member
-    /// adds it to the entry being built.
+    /// Adds one record that is not an input (a Clock record, a Tick) to the entry being built.
     fn append_one(&mut self, event: &Event) -> Result<(), String> {
-        match &mut self.sink {
-            Sink::Journal(w) => append(w, &mut self.stamper, event).map(|_| ()),
-            Sink::Raft(p) => p.push(self.stamper.stamp(), event, None),
-        }
+        self.proposer.push(self.stamper.stamp(), event, None)
     }
 
     /// Journals a Clock record when the clock's synchronisation state has changed since the
@@ -542,18 +488,14 @@ impl SequencerAgent {
             self.last_append = Instant::now();
             n = 1;
         }
-        if let Sink::Raft(p) = &mut self.sink {
-            p.flush()?;
-        }
+        self.proposer.flush()?;
         Ok(n)
     }
 
     /// A cluster member follows its role: `Some(n)` when this cycle is over (it does not lead:
     /// inputs are dropped; it has just begun to lead; or its proposals are at their bound).
     fn follow_leadership(&mut self) -> Result<Option<usize>, String> {
-        let Sink::Raft(p) = &mut self.sink else {
-            return Ok(None);
-        };
+        let p = &mut self.proposer;
         match p.gate().observe(p.term()) {
             Lead::Same => {}
             Lead::Ended => {
@@ -643,37 +585,17 @@ impl SequencerAgent {
     fn write_taken(&mut self) -> Result<usize, String> {
         let n = self.taken.len();
         let (stamper, rx) = (&mut self.stamper, &self.rx);
-        match &mut self.sink {
-            Sink::Journal(w) => {
-                let mut batch = w.batch();
-                for input in self.taken.drain(..) {
-                    let (rec, reply, safety) = split(input);
-                    let seq = match &rec {
-                        Rec::Event(event) => batch.append_archived(stamper.stamp(), KIND_EVENT, event),
-                        Rec::Raw(kind, bytes) => batch.append(stamper.stamp(), *kind, bytes),
-                    }
-                    .map_err(|e| format!("journal append: {e}"))?;
-                    if let Some(reply) = reply {
-                        let _ = reply.send(seq);
-                    }
-                    if let Some(session) = safety {
-                        rx.journaled(session);
-                    }
-                }
+        let p = &mut self.proposer;
+        for input in self.taken.drain(..) {
+            let (rec, reply, safety) = split(input);
+            match &rec {
+                Rec::Event(event) => p.push(stamper.stamp(), event, reply)?,
+                Rec::Raw(kind, bytes) => p.push_raw(stamper.stamp(), *kind, bytes)?,
             }
-            Sink::Raft(p) => {
-                for input in self.taken.drain(..) {
-                    let (rec, reply, safety) = split(input);
-                    match &rec {
-                        Rec::Event(event) => p.push(stamper.stamp(), event, reply)?,
-                        Rec::Raw(kind, bytes) => p.push_raw(stamper.stamp(), *kind, bytes)?,
-                    }
-                    if let Some(session) = safety {
-                        // In the member's next entry, proposed in order: a later Logon's reset
-                        // is proposed after it.
-                        rx.journaled(session);
-                    }
-                }
+            if let Some(session) = safety {
+                // In the member's next entry, proposed in order: a later Logon's reset is
+                // proposed after it.
+                rx.journaled(session);
             }
         }
         Ok(n)
@@ -696,9 +618,10 @@ impl SequencerAgent {
     /// How long until a Tick is due (zero when it is). A member that does not lead proposes no
     /// Tick: it waits a tick period at most (the role watch rings it when it begins to lead).
     pub fn until_tick(&self) -> Duration {
-        match &self.sink {
-            Sink::Raft(p) if p.term() == 0 => self.tick,
-            _ => self.tick.saturating_sub(self.last_append.elapsed()),
+        if self.proposer.term() == 0 {
+            self.tick
+        } else {
+            self.tick.saturating_sub(self.last_append.elapsed())
         }
     }
 
@@ -707,7 +630,8 @@ impl SequencerAgent {
         self.stopped
     }
 
-    /// Syncs and closes the journal.
+    /// Ends the sequencer (the member's journal belongs to its raft log, closed when raft
+    /// stops).
     pub fn close(self) -> Result<(), String> {
         if self.stamper.clamped() > 0 {
             tracing::warn!(
@@ -715,11 +639,7 @@ impl SequencerAgent {
                 "clock went backwards; stamps were clamped"
             );
         }
-        match self.sink {
-            Sink::Journal(w) => w.close().map(|_| ()).map_err(|e| format!("journal close: {e}")),
-            // The member's journal belongs to its raft log, closed when raft stops.
-            Sink::Raft(_) => Ok(()),
-        }
+        Ok(())
     }
 }
 
@@ -727,10 +647,49 @@ impl SequencerAgent {
 mod tests {
     use std::cell::Cell;
 
-    use ordo_journal::{JournalConfig, JournalReader};
+    use ordo_journal::{JournalConfig, JournalReader, JournalWriter};
 
     use super::*;
     use crate::leader::clock::Clock;
+    use crate::leader::proposer::{LeaderGate, Proposal};
+
+    /// A sequencer on `rx` that leads in term 1 (its log not fresh), its clock `clock`, its
+    /// proposals coming out of the returned receiver instead of going to raft.
+    fn leading(rx: InboundRx, clock: Flipping) -> (SequencerAgent, tokio::sync::mpsc::Receiver<Proposal>) {
+        let gate = Arc::new(LeaderGate::default());
+        let (proposer, proposals) = Proposer::detached(Arc::clone(&gate));
+        let stamper = Stamper::new(Box::new(clock), 0);
+        let agent = SequencerAgent::member(
+            proposer,
+            stamper,
+            rx,
+            Vec::new(),
+            Vec::new(),
+            Duration::from_secs(3600),
+        );
+        gate.lead(1, 0, false);
+        (agent, proposals)
+    }
+
+    /// The events proposed so far, in order, read back as the engine reads them: appended to a
+    /// journal (as the raft log stores an entry's records) and decoded by the schema's one
+    /// decode.
+    fn proposed_events(proposals: &mut tokio::sync::mpsc::Receiver<Proposal>) -> Vec<Event> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::open(JournalConfig::new(dir.path())).unwrap();
+        while let Ok(p) = proposals.try_recv() {
+            for r in p.batch().records().unwrap() {
+                w.append(r.timestamp_ns, r.kind, r.payload).unwrap();
+            }
+        }
+        w.close().unwrap();
+        let mut reader = JournalReader::open(dir.path(), 1).unwrap();
+        let mut events = Vec::new();
+        while let Some(record) = reader.next().unwrap() {
+            events.push(crate::schema::decode(&record).unwrap());
+        }
+        events
+    }
 
     /// A clock whose synchronisation state flips every second question: true, true, false,
     /// false, true, ...
@@ -757,26 +716,22 @@ mod tests {
 
     #[test]
     fn clock_state_changes_are_journaled() {
-        let dir = tempfile::tempdir().unwrap();
-        let writer = JournalWriter::open(JournalConfig::new(dir.path())).unwrap();
         let (_tx, rx) = inbound_channel(4, 1, None);
-        let stamper = Stamper::new(Box::new(Flipping::default()), 0);
-        let mut agent = SequencerAgent::new(writer, stamper, rx, &[], Duration::from_secs(3600))
-            .unwrap()
-            .with_clock_check(Duration::ZERO);
-        for _ in 0..4 {
+        let (agent, mut proposals) = leading(rx, Flipping::default());
+        let mut agent = agent.with_clock_check(Duration::ZERO);
+        // The first cycle begins the term (its Clock record), then four more.
+        for _ in 0..5 {
             agent.do_work().unwrap();
         }
         agent.close().unwrap();
-        let mut reader = JournalReader::open(dir.path(), 1).unwrap();
-        let mut states = Vec::new();
-        while let Some(record) = reader.next().unwrap() {
-            let event = crate::schema::decode(&record).unwrap();
-            if let Event::Clock { synchronised, .. } = event {
-                states.push(synchronised);
-            }
-        }
-        // At start (asked once: true), then one record per change: false, then true again.
+        let states: Vec<bool> = proposed_events(&mut proposals)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Clock { synchronised, .. } => Some(synchronised),
+                _ => None,
+            })
+            .collect();
+        // At the term's start (true), then one record per change: false, then true again.
         assert_eq!(states, [true, false, true]);
     }
 
@@ -784,11 +739,8 @@ mod tests {
     /// after the order sent before them (ticket order), and free their slots once journaled.
     #[test]
     fn safety_events_pass_a_full_order_lane_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let writer = JournalWriter::open(JournalConfig::new(dir.path())).unwrap();
         let (tx, rx) = inbound_channel(1, 2, None);
-        let stamper = Stamper::new(Box::new(Flipping::default()), 0);
-        let mut agent = SequencerAgent::new(writer, stamper, rx, &[], Duration::from_secs(3600)).unwrap();
+        let (mut agent, mut proposals) = leading(rx, Flipping::default());
         let order = |msg_seq| Event::Command {
             session: 1,
             msg_seq,
@@ -811,14 +763,10 @@ mod tests {
         while agent.do_work().unwrap() > 0 {}
         assert_eq!(tx.safety_outstanding(1), 0);
         agent.close().unwrap();
-        let mut reader = JournalReader::open(dir.path(), 1).unwrap();
-        let mut events = Vec::new();
-        while let Some(record) = reader.next().unwrap() {
-            match crate::schema::decode(&record).unwrap() {
-                Event::Clock { .. } => {}
-                e => events.push(e),
-            }
-        }
+        let events: Vec<Event> = proposed_events(&mut proposals)
+            .into_iter()
+            .filter(|e| !matches!(e, Event::Clock { .. } | Event::Takeover { .. }))
+            .collect();
         assert_eq!(events, [order(1), Event::SessionReset { session: 1 }, disconnect]);
     }
 
