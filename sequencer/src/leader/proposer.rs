@@ -268,11 +268,11 @@ impl Proposal {
 
 #[cfg(test)]
 impl Proposer {
-    /// A proposer whose proposals come out of the returned receiver instead of going to raft:
-    /// the sequencer's tests read what it proposes. Nothing answers them, so at most
-    /// `MAX_IN_FLIGHT_ENTRIES` entries are proposed (the tests propose a few).
-    pub(crate) fn detached(gate: Arc<LeaderGate>) -> (Proposer, mpsc::Receiver<Proposal>) {
-        let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT_ENTRIES + ENTRIES_PER_CYCLE);
+    /// A proposer whose proposals come out of the returned receiver (at most `capacity`
+    /// waiting) instead of going to raft: tests read what is proposed. Nothing answers them,
+    /// so at most `MAX_IN_FLIGHT_ENTRIES` entries are proposed (the tests propose a few).
+    pub(crate) fn detached(gate: Arc<LeaderGate>, capacity: usize) -> (Proposer, mpsc::Receiver<Proposal>) {
+        let (tx, rx) = mpsc::channel(capacity);
         let proposer = Proposer {
             gate,
             term: 0,
@@ -407,16 +407,8 @@ mod tests {
     #[test]
     fn a_flush_beyond_the_channel_bound_is_an_error() {
         let gate = Arc::new(LeaderGate::default());
-        let (tx, mut rx) = mpsc::channel::<Proposal>(1);
-        let mut proposer = Proposer {
-            gate: Arc::clone(&gate),
-            term: 1,
-            tx,
-            max_in_flight: 1,
-            batch: Batch::default(),
-            tracked: Vec::new(),
-            scratch: rkyv::util::AlignedVec::new(),
-        };
+        let (mut proposer, mut rx) = Proposer::detached(Arc::clone(&gate), 1);
+        proposer.set_term(1);
         let raw = |p: &mut Proposer| p.push_raw(1, crate::schema::KIND_SESSION_OUT, b"message");
         raw(&mut proposer).unwrap();
         proposer.flush().unwrap();

@@ -657,7 +657,8 @@ mod tests {
     /// proposals coming out of the returned receiver instead of going to raft.
     fn leading(rx: InboundRx, clock: Flipping) -> (SequencerAgent, tokio::sync::mpsc::Receiver<Proposal>) {
         let gate = Arc::new(LeaderGate::default());
-        let (proposer, proposals) = Proposer::detached(Arc::clone(&gate));
+        let (proposer, proposals) =
+            Proposer::detached(Arc::clone(&gate), crate::leader::proposer::MAX_IN_FLIGHT_ENTRIES);
         let stamper = Stamper::new(Box::new(clock), 0);
         let agent = SequencerAgent::member(
             proposer,

@@ -129,7 +129,8 @@ pub fn start(
 }
 
 /// Calls `wake` whenever held outputs may be released: when the committed position moves (every
-/// node) and when the durable position moves (a bare journal under an fsyncing policy: tests). A member's raft log may have taken the durable listener for itself (it tells raft
+/// node) and when the durable position moves (a bare journal under an fsyncing policy: tests).
+/// A member's raft log may have taken the durable listener for itself (it tells raft
 /// when appends are durable): the committed one is then what matters.
 fn wake_on_release(positions: &Positions, wake: impl Fn() + Clone + Send + Sync + 'static) {
     positions.set_durable_listener(wake.clone());
