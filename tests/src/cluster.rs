@@ -218,13 +218,7 @@ impl Cluster {
 
     /// Member `id`'s status, None when it does not answer.
     pub fn status(&self, id: u64) -> Option<Status> {
-        let out = Command::new(ordo_bin())
-            .args(["admin", "--data-dir"])
-            .arg(self.data_dir(id))
-            .arg("status")
-            .output()
-            .ok()?;
-        Status::parse(String::from_utf8_lossy(&out.stdout).trim())
+        status_in(&self.data_dir(id))
     }
 
     /// Waits until one of `among` leads and serves FIX, and every other one of them follows it
@@ -348,16 +342,22 @@ impl Drop for LeaderProxy {
     }
 }
 
+/// What `ordo admin status` says of the member whose data directory is `dir`; None when it
+/// does not answer.
+fn status_in(dir: &Path) -> Option<Status> {
+    let out = Command::new(ordo_bin())
+        .args(["admin", "--data-dir"])
+        .arg(dir)
+        .arg("status")
+        .output()
+        .ok()?;
+    Status::parse(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// The FIX port of the member that leads and serves now, if one does.
 fn serving_leader(members: &[(PathBuf, u16)]) -> Option<u16> {
     members.iter().find_map(|(dir, port)| {
-        let out = Command::new(ordo_bin())
-            .args(["admin", "--data-dir"])
-            .arg(dir)
-            .arg("status")
-            .output()
-            .ok()?;
-        let status = Status::parse(String::from_utf8_lossy(&out.stdout).trim())?;
+        let status = status_in(dir)?;
         (status.role == "leader" && status.serving).then_some(*port)
     })
 }

@@ -655,11 +655,7 @@ fn a_leader_killed_under_quickfix_loses_and_duplicates_nothing() {
         .spawn()
         .expect("run qf_client.py");
     // Some orders, fills and cancels first (the run would send for 50 s).
-    let mut waited = Duration::ZERO;
-    while cluster.status(leader).is_none_or(|s| s.committed_seq < 1_000) && waited < T * 3 {
-        std::thread::sleep(Duration::from_millis(100));
-        waited += Duration::from_millis(100);
-    }
+    cluster.committed_on(&[leader], 1_000, T * 3);
     cluster.kill9(leader);
     let out = client.wait_with_output().expect("qf_client.py ends");
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -784,11 +780,7 @@ fn requests_held_beyond_the_load_generators_bound_fail_its_run() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run ordo loadgen");
-    let mut waited = Duration::ZERO;
-    while cluster.status(leader).is_none_or(|s| s.committed_seq < 500) && waited < T * 3 {
-        std::thread::sleep(Duration::from_millis(100));
-        waited += Duration::from_millis(100);
-    }
+    cluster.committed_on(&[leader], 500, T * 3);
     // 500 requests/s a session: a failover of a few hundred ms holds far more than 5.
     cluster.kill9(leader);
     let out = loadgen.wait_with_output().expect("ordo loadgen ends");
