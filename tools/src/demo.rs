@@ -5,6 +5,7 @@
 //! committed journal, and ends with one line:
 //!
 //! `DEMO nodes=3 orders=N acked=N lost=N duplicates=N failover_ms=N p50_us=N p99_us=N p999_us=N`
+//! (`nodes=1` with `--members 1`, a cluster of one without a failover: `ordo bench members`)
 //!
 //! `orders`: new-order, cancel and replace requests sent; `acked`: new orders acknowledged;
 //! `lost`: acknowledged orders missing from the new leader's committed journal; `duplicates`:
@@ -99,7 +100,7 @@ pub struct Outcome {
     /// Nothing acknowledged lost or duplicated, the load generator's checks passed, every
     /// failover ended with a report.
     pub ok: bool,
-    /// Requests sent, and answered.
+    /// Requests sent.
     pub sent: u64,
     /// Request -> first ExecutionReport percentiles, us (corrected for coordinated omission).
     pub p50_us: u64,
