@@ -590,6 +590,47 @@ fn with_a_takeover_grace_a_session_back_in_time_keeps_its_orders() {
     );
 }
 
+/// Starts `client`, SIGKILLs the leader once it has committed `records` more records (the
+/// client's traffic: an idle leader's ticks alone would not be a run under load), and returns
+/// the client's exit status and output (stdout, then stderr) once it ends. With an `outage`,
+/// the other members are stopped (SIGSTOP) just before the kill and resumed that long after
+/// it: no leader serves meanwhile, however fast the election.
+fn kill_the_leader_under(
+    cluster: &mut Cluster,
+    leader: u64,
+    mut client: std::process::Command,
+    records: u64,
+    outage: Duration,
+) -> (std::process::ExitStatus, String) {
+    let others: Vec<u64> = cluster
+        .fix_ports
+        .keys()
+        .copied()
+        .filter(|&id| id != leader)
+        .collect();
+    let before = cluster.status(leader).expect("the leader answers").committed_seq;
+    let child = client
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the client");
+    cluster.committed_on(&[leader], before + records, T * 3);
+    let paused = !outage.is_zero();
+    for &id in others.iter().filter(|_| paused) {
+        cluster.signal(id, libc::SIGSTOP);
+    }
+    cluster.kill9(leader);
+    if paused {
+        std::thread::sleep(outage);
+        for &id in &others {
+            cluster.signal(id, libc::SIGCONT);
+        }
+    }
+    let out = child.wait_with_output().expect("the client ends");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status, text)
+}
+
 /// The fields of each FIX message in QuickFIX's message logs under `dir` (both directions:
 /// `<time> : 8=FIX.4.4<SOH>...`), in the order logged.
 fn quickfix_logged_messages(dir: &std::path::Path) -> Vec<std::collections::BTreeMap<u32, String>> {
@@ -629,7 +670,8 @@ fn a_leader_killed_under_quickfix_loses_and_duplicates_nothing() {
     let (mut cluster, leader, _) = three_with_a_follower(dir.path());
     let proxy = cluster.leader_proxy();
     let log_dir = dir.path().join("quickfix-log");
-    let client = std::process::Command::new(ordo_tests::python())
+    let mut client = std::process::Command::new(ordo_tests::python());
+    client
         .arg(ordo_tests::shared_fix().join("qf_client.py"))
         .args([
             "--port",
@@ -649,16 +691,9 @@ fn a_leader_killed_under_quickfix_loses_and_duplicates_nothing() {
             "50",
             "--msg-log",
         ])
-        .arg(&log_dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run qf_client.py");
+        .arg(&log_dir);
     // Some orders, fills and cancels first (the run would send for 50 s).
-    cluster.committed_on(&[leader], 1_000, T * 3);
-    cluster.kill9(leader);
-    let out = client.wait_with_output().expect("qf_client.py ends");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let (_, text) = kill_the_leader_under(&mut cluster, leader, client, 1_000, Duration::ZERO);
     let summary = text
         .lines()
         .find(|l| l.starts_with("SUMMARY"))
@@ -765,7 +800,8 @@ fn requests_held_beyond_the_load_generators_bound_fail_its_run() {
         .map(|p| format!("127.0.0.1:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    let loadgen = std::process::Command::new(ordo_tests::ordo_bin())
+    let mut loadgen = std::process::Command::new(ordo_tests::ordo_bin());
+    loadgen
         .args([
             "loadgen",
             "--connect",
@@ -775,17 +811,12 @@ fn requests_held_beyond_the_load_generators_bound_fail_its_run() {
             "--duration-s",
             "20",
         ])
-        .args(["--warmup-s", "1", "--drain-s", "1", "--max-held-per-session", "5"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run ordo loadgen");
-    cluster.committed_on(&[leader], 500, T * 3);
-    // 500 requests/s a session: a failover of a few hundred ms holds far more than 5.
-    cluster.kill9(leader);
-    let out = loadgen.wait_with_output().expect("ordo loadgen ends");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+        .args(["--warmup-s", "1", "--drain-s", "1", "--max-held-per-session", "5"]);
+    // 500 requests/s a session, and no leader for a second: far more than 5 come due while
+    // the sessions are away (a failover alone can be over before they notice).
+    let outage = Duration::from_secs(1);
+    let (status, text) = kill_the_leader_under(&mut cluster, leader, loadgen, 500, outage);
+    assert!(!status.success(), "{text}");
     assert!(
         text.contains(": 5 requests held while logging on again"),
         "{text}"
