@@ -11,3 +11,4 @@ pub mod session;
 pub mod shape;
 pub mod timefmt;
 pub mod validate;
+pub mod window;

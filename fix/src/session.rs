@@ -79,6 +79,12 @@ pub trait MessageStore {
     }
     /// Makes what is stored durable (shutdown). Nothing to do for a memory store.
     fn sync(&mut self) {}
+    /// Highest MsgSeqNum of an application message the store no longer holds (0: it holds
+    /// every one since the last reset). A ResendRequest that reaches it is refused, never
+    /// gap-filled over a message the client did not see.
+    fn dropped_through(&self) -> u64 {
+        0
+    }
 }
 
 /// A store in memory (tests, the echo application).
@@ -998,6 +1004,11 @@ impl Session {
         if end == 0 || end >= self.next_sender {
             end = self.next_sender - 1;
         }
+        let dropped = io.store.dropped_through();
+        if begin <= end && begin <= dropped {
+            self.refuse_resend(msg, begin, end, dropped, now, io);
+            return Ok(());
+        }
         let mut stored: Vec<(u64, Vec<u8>)> = Vec::new();
         if begin <= end {
             io.store
@@ -1036,6 +1047,30 @@ impl Session {
             self.next_target += 1;
         }
         Ok(())
+    }
+
+    /// A ResendRequest for `begin..=end` that reaches application messages no longer held
+    /// (through `dropped`): a Logout naming the range, the first number that can be resent, and
+    /// OrderStatusRequest as the way to learn those orders' state. Numbers stay as they are:
+    /// the client may log on again and ask from that number.
+    fn refuse_resend<S: MessageStore + ?Sized>(
+        &mut self,
+        msg: &Message<'_>,
+        begin: u64,
+        end: u64,
+        dropped: u64,
+        now: u64,
+        io: &mut Io<'_, S>,
+    ) {
+        let text = format!(
+            "ResendRequest {begin}-{end} reaches messages no longer held: resends are possible from \
+             MsgSeqNum {} on; OrderStatusRequest gives the state of any order",
+            dropped + 1
+        );
+        if msg.get_u64(34).unwrap_or(0) == self.next_target {
+            self.next_target += 1;
+        }
+        self.logout(&text, now, io);
     }
 
     /// Resends a stored application message: PossDupFlag=Y, OrigSendingTime = its SendingTime,

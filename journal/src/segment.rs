@@ -242,9 +242,9 @@ pub const SPARE_FILE: &str = "spare.seg.tmp";
 /// commit the conversion in the jbd2 journal (measured: 18 ms stalls), while one over written
 /// blocks writes only the data. Without `zero` (durability none: no fsync ever waits) the
 /// zeros would only be written to disk twice over: once as zeros, at once and in a burst
-/// (64 MiB per journal segment, 16 MiB per session store's), then again as data. Measured on a
-/// node at 20K/s: 410 MB written in 22 s with zeroing against 16 MB without, and the steal and
-/// tail that the bursts caused (see docs/BENCHMARKS.md). The helper thread maps the spare;
+/// (64 MiB per journal segment, and 16 MiB per session store when members had those), then
+/// again as data. Measured on a node at 20K/s: 410 MB written in 22 s with zeroing against
+/// 16 MB without, and the steal and tail that the bursts caused (see docs/BENCHMARKS.md). The helper thread maps the spare;
 /// appends fault its pages in 256 KiB ahead of themselves ([`crate::writer`]).
 /// Runs on a helper thread, off the append path. Abandoned (Ok(None), the file left partly
 /// zeroed: recovery removes it) as soon as `cancel` is set: a closing writer does not wait for

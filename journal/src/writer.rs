@@ -144,9 +144,9 @@ impl ActiveSegment {
 /// Maps a prepared spare file, off the append path (an mmap takes the process's mmap lock for
 /// writing). Its pages are not faulted in here: the writer faults them in as it appends,
 /// [`PREFAULT_CHUNK_BYTES`] ahead, so that the cost follows the append rate. Faulting in whole
-/// spares here made bursts: the session stores of a member fill in step (their sessions trade
-/// alike), and so do the members of a cluster (they apply the same log), so a dozen writers
-/// rolled within a few ms and their helpers took both cores for 300-400 ms every few seconds
+/// spares here made bursts: the session stores a member had then filled in step (their sessions
+/// traded alike), and so do the members of a cluster (they apply the same log), so a dozen
+/// writers rolled within a few ms and their helpers took both cores for 300-400 ms every few seconds
 /// at 20K orders/s (`perf sched`: 100-190 ms of CPU per 100 ms; SCHED_IDLE does not keep the
 /// kernel's page allocation off the CPU), starving raft's threads past the leader's cut-off
 /// (docs/BENCHMARKS.md). None if mapping fails (the writer then maps the file itself).

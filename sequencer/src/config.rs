@@ -60,6 +60,21 @@ pub struct SessionSettings {
     /// Orders or market data.
     #[serde(default)]
     pub kind: SessionKind,
+    /// Application messages the session's resend window holds (the oldest leave first; a
+    /// ResendRequest below the window is refused with a Logout that says so). Every member of
+    /// a cluster must have the same bounds, or their answers to a resend differ.
+    #[serde(default = "default_resend_window_messages")]
+    pub resend_window_messages: usize,
+    /// Bytes the session's resend window holds, at most.
+    #[serde(default = "default_resend_window_bytes")]
+    pub resend_window_bytes: usize,
+}
+
+fn default_resend_window_messages() -> usize {
+    ordo_fix::window::DEFAULT_MAX_MESSAGES
+}
+fn default_resend_window_bytes() -> usize {
+    ordo_fix::window::DEFAULT_MAX_BYTES
 }
 
 fn default_heartbeat_min() -> u64 {
@@ -141,7 +156,7 @@ pub struct NodeConfig {
     /// FIX listen address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Data directory (journal, session stores, admin socket).
+    /// Data directory (journal, snapshots, admin socket).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// Most connections at once (more are refused at accept).
@@ -259,6 +274,14 @@ impl NodeConfig {
                 return Err(format!(
                     "session {}: username and password go together",
                     a.target_comp_id
+                ));
+            }
+            // A window must hold at least the largest message: else every report leaves it
+            // as it is sent and no resend could be answered.
+            if a.resend_window_messages == 0 || a.resend_window_bytes < self.max_message_bytes {
+                return Err(format!(
+                    "session {}: resend_window_messages must be positive and resend_window_bytes at least max_message_bytes ({})",
+                    a.target_comp_id, self.max_message_bytes
                 ));
             }
         }

@@ -1,6 +1,6 @@
 //! Replacing a small file so that a crash leaves the old one or the new one, never a torn one:
 //! written aside, fsynced, renamed over, and the directory fsynced (the rename itself durable).
-//! Used by the session stores' clean-stop record and by snapshots.
+//! Used by snapshots.
 
 use std::io::Write;
 use std::path::Path;

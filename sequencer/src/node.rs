@@ -1,9 +1,10 @@
-//! Running a node: the journal and its sequencer thread, the engine thread, the session stores,
-//! the FIX gateway, the router from engine outputs to sessions, and the admin channel.
+//! Running a node: the journal and its sequencer thread, the engine thread, the sessions and
+//! their resend windows, the FIX gateway, the router from engine outputs to sessions, and the
+//! admin channel.
 //!
 //! Data flow: FIX bytes -> gateway (parse, validate, session checks) -> `NodeApp` -> bounded
 //! queue -> sequencer thread (stamp, append, publish) -> journal -> engine thread (apply) ->
-//! held until durable -> bounded channel -> router (ExecutionReport, stored, written).
+//! held until durable -> bounded channel -> router (ExecutionReport, windowed, written).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,17 +24,17 @@ use crate::echo::EchoApp;
 use crate::leader::clock::{self, Stamper};
 use crate::leader::fix_app::NodeApp;
 use crate::leader::fix_port::FixPort;
-use crate::leader::gateway::{Gateway, GatewayLimits, Registry, Slot, lock};
+use crate::leader::gateway::{Gateway, GatewayLimits, Registry, Slot};
 use crate::leader::proposer::{self, LeaderGate};
 use crate::leader::sequencing::{self, Inbound, InboundTx, Refused, SequencerAgent};
 use crate::member::cluster::{ClusterSpec, Consensus, MemberView};
 use crate::member::engine_runner::{EngineRunner, Outbound};
 use crate::member::router::{Router, Serving, SnapshotWriter};
-use crate::member::store::JournalStore;
 use crate::runtime::idle::IdleStrategy;
 use crate::runtime::pipeline::{self, Pipeline};
 use crate::schema::{self, Event};
-use ordo_fix::session::{MemoryStore, Session, SessionConfig};
+use ordo_fix::session::{Session, SessionConfig};
+use ordo_fix::window::ResendWindow;
 
 /// The FIX session settings of a configured session.
 pub fn session_config(s: &crate::config::SessionSettings) -> SessionConfig {
@@ -61,17 +62,23 @@ fn allowed_addresses(s: &crate::config::SessionSettings) -> Vec<std::net::IpAddr
     s.allowed_addresses.iter().map(|a| a.to_canonical()).collect()
 }
 
-/// Runs the echo node until `shutdown`: sessions with the echo application, in-memory stores.
+/// A session's resend window bounds (messages, bytes).
+fn window_bounds(s: &crate::config::SessionSettings) -> crate::member::snapshot::WindowBounds {
+    (s.resend_window_messages, s.resend_window_bytes)
+}
+
+/// An empty resend window of a configured session.
+fn empty_window(s: &crate::config::SessionSettings) -> ResendWindow {
+    let (messages, bytes) = window_bounds(s);
+    ResendWindow::new(messages, bytes)
+}
+
+/// Runs the echo node until `shutdown`: sessions with the echo application, resend windows.
 pub async fn run_echo(cfg: NodeConfig, listener: TcpListener, shutdown: watch::Receiver<bool>) {
     let mut registry = Registry::default();
     for (i, s) in cfg.sessions.iter().enumerate() {
         let session = Session::new(session_config(s), 1, 1);
-        let mut slot = Slot::new(
-            i as u32,
-            session,
-            Box::new(MemoryStore::default()),
-            Box::new(EchoApp::default()),
-        );
+        let mut slot = Slot::new(i as u32, session, empty_window(s), Box::new(EchoApp::default()));
         slot.allowed_addresses = allowed_addresses(s);
         registry.add(slot);
     }
@@ -142,17 +149,20 @@ fn scan_journal(dir: &Path, sessions: usize, configured: usize, until: u64) -> R
     Ok(scan)
 }
 
-fn store_dir(data: &Path, s: &crate::config::SessionSettings) -> PathBuf {
-    let clean = |x: &str| {
-        x.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect::<String>()
-    };
-    data.join("sessions").join(format!(
-        "{}-{}",
-        clean(&s.sender_comp_id),
-        clean(&s.target_comp_id)
-    ))
+/// Where earlier versions kept a store journal per session: a cache of the log that no version
+/// since the resend windows reads (`docs/REPLICATION.md`, 6.1a). Removed at start, so it does
+/// not hold disk space for nothing.
+const OLD_STORES_DIR: &str = "sessions";
+
+fn remove_old_stores(data: &Path) -> Result<(), String> {
+    let dir = data.join(OLD_STORES_DIR);
+    if !dir.exists() {
+        return Ok(());
+    }
+    std::fs::remove_dir_all(&dir)
+        .map_err(|e| format!("remove the old session stores {}: {e}", dir.display()))?;
+    tracing::info!(dir = %dir.display(), "removed the session stores of an earlier version: the log numbers every message now");
+    Ok(())
 }
 
 /// A running node's handles, for the admin channel.
@@ -403,14 +413,13 @@ pub async fn run_member(
         scan_until,
     )?;
     publish_added_instruments(&catalog, &scan)?;
-    let (registry, high_water) = open_sessions(&cfg, &catalog, &inbound_tx, durability, &scan)?;
-
     let (out_tx, out_rx) = mpsc::channel::<Outbound>(cfg.outbound_channel);
     let stop = Arc::new(AtomicBool::new(false));
     let snapshots = snapshot_spec(&cfg, spec, &member);
-    let restored = snapshots
-        .as_ref()
-        .and_then(|s| s.restore(catalog.sessions.len(), &journal_dir));
+    let bounds: Vec<_> = cfg.sessions.iter().map(window_bounds).collect();
+    let mut restored = snapshots.as_ref().and_then(|s| s.restore(&bounds, &journal_dir));
+    remove_old_stores(&cfg.data_dir)?;
+    let registry = open_sessions(&cfg, &catalog, &inbound_tx, &scan, restored.as_mut());
     let restored_text = match &restored {
         Some(r) => format!(", engine from snapshot at seq {}", r.image.seq),
         None => String::new(),
@@ -420,7 +429,7 @@ pub async fn run_member(
         snapshots,
         restored,
         dir: journal_dir.clone(),
-        high_water,
+        sessions: catalog.sessions.len(),
         admin_session: catalog.admin_session(),
         max_held: cfg.max_held,
         read_limit,
@@ -459,7 +468,6 @@ pub async fn run_member(
             max_pending: limits.max_pending_bytes,
             snapshots: snapshot_spec(&cfg, spec, &member).map(|s| SnapshotWriter {
                 dir: s.dir,
-                sync_stores: durability.fsyncs(),
                 writing: Arc::default(),
             }),
             member: Some(Serving {
@@ -498,7 +506,7 @@ pub async fn run_member(
     gateway.serve(listener, shutdown).await;
 
     // Shutdown: give connections a moment to send their Logout, then stop the pipeline in
-    // order: no more input, journal closed (synced), engine drained, stores synced.
+    // order: no more input, journal closed (synced), engine drained.
     tokio::time::sleep(Duration::from_millis(200)).await;
     send_shutdown(&inbound_tx).await;
     drop(inbound_tx);
@@ -508,7 +516,6 @@ pub async fn run_member(
     admin_socket.abort();
     member.role_task.abort();
     member.consensus.shutdown().await;
-    close_sessions(&registry);
     seq_result?;
     engine_result
 }
@@ -594,36 +601,37 @@ fn publish_added_instruments(catalog: &Catalog, scan: &JournalScan) -> Result<()
     Ok(())
 }
 
-/// A store's high-water mark: the journal seq and output index of the last output it holds.
-type HighWater = (u64, u32);
-
-/// Every configured session with its store, its numbers where the store and the journal leave
-/// them; and per session the store's high-water mark (the record and output index at or below
-/// which outputs were stored before).
+/// Every configured session: its outbound number and resend window from the snapshot the
+/// engine starts from (taken from it), else 1 and empty (the engine's replay from seq 1 then
+/// numbers and windows every message again, as the leader did: `docs/REPLICATION.md`, 6.1a).
 fn open_sessions(
     cfg: &NodeConfig,
     catalog: &Arc<Catalog>,
     inbound_tx: &InboundTx,
-    durability: Durability,
     scan: &JournalScan,
-) -> Result<(Arc<Registry>, Vec<HighWater>), String> {
+    mut restored: Option<&mut crate::member::snapshot::Restored>,
+) -> Arc<Registry> {
     let mut registry = Registry::default();
-    let mut high_water = Vec::new();
     for (i, s) in cfg.sessions.iter().enumerate() {
-        let (store, state) = JournalStore::open(&store_dir(&cfg.data_dir, s), durability)?;
+        let (next_sender, window) = match restored.as_deref_mut() {
+            Some(r) => (
+                r.image.sent[i].next_sender,
+                std::mem::replace(&mut r.windows[i], empty_window(s)),
+            ),
+            None => (1, empty_window(s)),
+        };
         // The log gives the last application message (admin ones are gap-filled); a new
         // leader's Takeover sets it again from the committed log (`docs/REPLICATION.md`, 6.1).
         let next_target = scan.last_inbound[i] + 1;
         // Every message the session sends takes its number from the log (`docs/REPLICATION.md`,
         // 6.1): a restart, and on a cluster every member, numbers them alike.
-        let session = Session::new(session_config(s), state.next_sender, next_target).with_log_numbering();
-        high_water.push(state.high_water);
+        let session = Session::new(session_config(s), next_sender, next_target).with_log_numbering();
         let app = NodeApp::new(i as u32, Arc::clone(catalog), inbound_tx.clone());
-        let mut slot = Slot::new(i as u32, session, Box::new(store), Box::new(app));
+        let mut slot = Slot::new(i as u32, session, window, Box::new(app));
         slot.allowed_addresses = allowed_addresses(s);
         registry.add(slot);
     }
-    Ok((Arc::new(registry), high_water))
+    Arc::new(registry)
 }
 
 /// A cluster member's checkpoints (`docs/REPLICATION.md`, 3.3), unless its file turns them off.
@@ -726,15 +734,6 @@ async fn stop_pipeline(pipeline: Running, stop: &AtomicBool) -> (Result<(), Stri
             };
             (flatten(seq_result, "sequencer"), flatten(engine_result, "engine"))
         }
-    }
-}
-
-/// Syncs every session's store. The next inbound numbers are not kept: the log decides them at
-/// the next start, as on every member (a client that sent admin messages after its last order
-/// gap-fills them).
-fn close_sessions(registry: &Registry) {
-    for slot in registry.all() {
-        lock(slot).store.sync();
     }
 }
 

@@ -277,9 +277,10 @@ fn tear_tail(dir: &std::path::Path) {
     std::fs::write(&path, bytes).unwrap();
 }
 
-/// kill -9 can land in the middle of copying a record into the journal or a session store:
-/// the next start must truncate that torn tail and run (it refused to start: the startup scans
-/// read the journal and the stores before their writers had recovered them).
+/// kill -9 can land in the middle of copying a record into the journal: the next start must
+/// truncate that torn tail and run (it refused to start: the startup scan read the journal
+/// before its writer had recovered it). The session stores of an earlier version (one journal
+/// per session under `sessions/`) are removed at that start: the log numbers every message.
 #[test]
 fn a_torn_tail_after_a_crash_is_recovered_at_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -291,7 +292,9 @@ fn a_torn_tail_after_a_crash_is_recovered_at_start() {
     drop(c);
     node.kill9();
     tear_tail(&dir.path().join("journal"));
-    tear_tail(&dir.path().join("sessions").join("ORDO-CLIENT4"));
+    let old_store = dir.path().join("sessions").join("ORDO-CLIENT4");
+    std::fs::create_dir_all(&old_store).unwrap();
+    std::fs::write(old_store.join("00000000000000000001.seg"), b"an old store").unwrap();
 
     let node = Node::start_on(dir.path(), port, &[]);
     let mut c = FixClient::connect(node.port, "CLIENT4", "ORDO").unwrap();
@@ -308,6 +311,10 @@ fn a_torn_tail_after_a_crash_is_recovered_at_start() {
     drop(c);
     assert!(node.terminate().success());
     journal_verifies(dir.path());
+    assert!(
+        !dir.path().join("sessions").exists(),
+        "the old stores are removed"
+    );
 }
 
 #[test]
@@ -1291,5 +1298,72 @@ fn orders_that_left_the_book_answer_status_requests_with_their_final_state() {
     let mut buyer = FixClient::logged_on(node.port, 1);
     expected(&mut buyer);
     drop(buyer);
+    assert!(node.terminate().success());
+}
+
+/// Resends come from a bounded window that the node rebuilds from its journal at start: after a
+/// restart, a ResendRequest within it gets the messages back as first sent (PossDup); one that
+/// reaches below it gets a Logout that names the range and the first number it can resend, not
+/// a gap fill over acknowledgements the client never saw.
+#[test]
+fn a_resend_below_the_window_is_refused_with_a_logout_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    // CLIENT1's window holds three application messages.
+    let text = ordo_sequencer::config::DEFAULT_CONFIG.replacen(
+        "cancel_on_disconnect = false",
+        "cancel_on_disconnect = false\nresend_window_messages = 3",
+        1,
+    );
+    assert_ne!(text, ordo_sequencer::config::DEFAULT_CONFIG);
+    std::fs::write(&config, text).unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let port = ordo_tests::free_port();
+    let node = Node::start_on(&dir.path().join("data"), port, &args);
+    let mut c = FixClient::logged_on(node.port, 1);
+    let mut acks = Vec::new();
+    for i in 0..5 {
+        new_order(&mut c, &format!("w{i}"), "ACC1", "1", "5", "95.00");
+        let ack = c.expect(T);
+        assert_eq!(ack.get(150), Some("0"), "{ack}");
+        acks.push((ack.seq(), ack.get(52).map(str::to_string)));
+    }
+    assert_eq!(acks.iter().map(|a| a.0).collect::<Vec<_>>(), [2, 3, 4, 5, 6]);
+    drop(c);
+    assert!(node.terminate().success());
+
+    let node = Node::start_on(&dir.path().join("data"), port, &args);
+    let mut c = FixClient::connect(node.port, "CLIENT1", "ORDO").unwrap();
+    c.next_out = 7;
+    let logon = c.logon("CLIENT1", "demo", false);
+    // After the acks: the Logout of the clean stop if it was sequenced before the stop, then
+    // this answer.
+    let logon_seq = logon.seq();
+    assert!(logon.msg_type() == "A" && (7..=8).contains(&logon_seq), "{logon}");
+    let after_logon = (logon_seq + 1).to_string();
+    c.send("2", &[(7, "4"), (16, "0")]);
+    for &(seq, ref sending_time) in &acks[2..] {
+        let m = c.expect(T);
+        assert_eq!(
+            (m.msg_type(), m.seq(), m.get(43), m.get(122).map(str::to_string)),
+            ("8", seq, Some("Y"), sending_time.clone()),
+            "the ack resent as first sent: {m}"
+        );
+    }
+    let fill = c.expect(T);
+    assert_eq!(
+        (fill.msg_type(), fill.seq(), fill.get(123), fill.get(36)),
+        ("4", 7, Some("Y"), Some(after_logon.as_str())),
+        "the Logout and the Logon gap-filled: {fill}"
+    );
+    c.send("2", &[(7, "2"), (16, "0")]);
+    let refusal = c.expect(T);
+    assert_eq!(refusal.msg_type(), "5", "{refusal}");
+    let text = refusal.get(58).unwrap_or_default();
+    assert!(
+        text.contains(&format!("ResendRequest 2-{logon_seq}")) && text.contains("from MsgSeqNum 4 on"),
+        "{text}"
+    );
+    drop(c);
     assert!(node.terminate().success());
 }

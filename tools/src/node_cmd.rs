@@ -13,7 +13,7 @@ pub struct NodeArgs {
     /// Configuration file (TOML); default: the embedded configuration.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Data directory (journal, session stores, admin socket); overrides the configuration.
+    /// Data directory (journal, snapshots, admin socket); overrides the configuration.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// FIX listen address; overrides the configuration.

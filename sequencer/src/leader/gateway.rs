@@ -20,7 +20,8 @@ use tokio::sync::{Notify, watch};
 
 use ordo_fix::frame::{Frame, next_frame};
 use ordo_fix::message;
-use ordo_fix::session::{App, Io, MessageStore, Session};
+use ordo_fix::session::{App, Io, Session};
+use ordo_fix::window::ResendWindow;
 
 /// Wall-clock time in ns (session timestamps, heartbeats: the FIX session layer is not part of
 /// the deterministic core).
@@ -56,8 +57,8 @@ pub struct Slot {
     pub id: u32,
     /// The state machine.
     pub session: Session,
-    /// Its store of sent application messages.
-    pub store: Box<dyn MessageStore + Send>,
+    /// The last application messages it was sent, for resends (`docs/REPLICATION.md`, 6.1a).
+    pub store: ResendWindow,
     /// Its application.
     pub app: Box<dyn App + Send>,
     /// Bytes waiting to be written to the connection.
@@ -89,12 +90,7 @@ impl std::fmt::Debug for Slot {
 
 impl Slot {
     /// A slot for a session.
-    pub fn new(
-        id: u32,
-        session: Session,
-        store: Box<dyn MessageStore + Send>,
-        app: Box<dyn App + Send>,
-    ) -> Self {
+    pub fn new(id: u32, session: Session, store: ResendWindow, app: Box<dyn App + Send>) -> Self {
         Slot {
             id,
             session,
@@ -136,12 +132,12 @@ impl Slot {
     pub fn with_io<R>(
         &mut self,
         limit: usize,
-        f: impl FnOnce(&mut Session, &mut Io<'_, dyn MessageStore + Send>, &mut (dyn App + Send)) -> R,
+        f: impl FnOnce(&mut Session, &mut Io<'_, ResendWindow>, &mut (dyn App + Send)) -> R,
     ) -> R {
         let mut io = Io {
             out: &mut self.pending,
             disconnect: false,
-            store: &mut *self.store,
+            store: &mut self.store,
         };
         let r = f(&mut self.session, &mut io, &mut *self.app);
         let disconnect = io.disconnect;

@@ -4,8 +4,10 @@
 //! never sent for an input that a crash could lose.
 //!
 //! On start it replays the journal from the beginning, or on a cluster member from its newest
-//! snapshot (`crate::member::snapshot`) on; outputs that a session's store shows as already
-//! sent (its high-water mark) are not sent again.
+//! snapshot (`crate::member::snapshot`) on, and regenerates every output of every record it
+//! applies: the router numbers them and fills the resend windows, as the leader did when they
+//! were first sent (no connection is bound during a start, so nothing goes out twice;
+//! `docs/REPLICATION.md`, 6.1a).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -129,8 +131,8 @@ pub struct Outbound {
 pub struct EngineRunner {
     /// Journal directory.
     pub dir: std::path::PathBuf,
-    /// Per session, the last output already sent (from the session stores).
-    pub high_water: Vec<(u64, u32)>,
+    /// Configured sessions (the admin pseudo-session and the node's come after them).
+    pub sessions: usize,
     /// The admin pseudo-session id.
     pub admin_session: u32,
     /// Outputs held until durable, at most (then the thread waits for durability).
@@ -161,13 +163,14 @@ pub struct SnapshotSpec {
 }
 
 impl SnapshotSpec {
-    /// The newest good snapshot in `dir` for `sessions` sessions and the journal `journal_dir`.
+    /// The newest good snapshot in `dir` for sessions with these resend window bounds and
+    /// the journal `journal_dir`.
     pub fn restore(
         &self,
-        sessions: usize,
+        windows: &[crate::member::snapshot::WindowBounds],
         journal_dir: &std::path::Path,
     ) -> Option<crate::member::snapshot::Restored> {
-        crate::member::snapshot::load_latest(&self.dir, sessions, journal_dir)
+        crate::member::snapshot::load_latest(&self.dir, windows, journal_dir)
     }
 }
 
@@ -378,7 +381,7 @@ impl EngineRunner {
         stop: Arc<AtomicBool>,
         caught_up: Arc<AtomicBool>,
     ) -> Result<EngineAgent, String> {
-        let sessions = self.high_water.len();
+        let sessions = self.sessions;
         let restored = self.restored.take();
         assert!(
             restored
@@ -457,6 +460,8 @@ impl EngineAgent {
             record_crc: crc,
             hash: engine.state_hash(),
             next_in: self.next_in.clone(),
+            // The router adds what each session was sent, once it has routed this record.
+            sent: Vec::new(),
             engine: engine.snapshot(),
         };
         tracing::info!(
@@ -590,19 +595,9 @@ impl EngineAgent {
             checkpoints.after(seq, engine);
         }
         let mut idx = 0u32;
-        let hwm = &self.runner.high_water;
         let held = &mut self.held;
         let next_in = &mut self.next_in;
-        let mut emit = |o: Outbound| {
-            // Outputs the session store already holds were sent before a restart: replaying
-            // the journal regenerates them, and they must not go out twice.
-            let sent = hwm
-                .get(o.session as usize)
-                .is_some_and(|h| (o.origin_seq, o.origin_idx) <= *h);
-            if !sent {
-                held.push_back(o);
-            }
-        };
+        let mut emit = |o: Outbound| held.push_back(o);
         if let Some(o) = session_out {
             // Output 0 of its record; what the Tick causes (expiries) comes after it.
             emit(o);
@@ -732,7 +727,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         let runner = EngineRunner {
             dir: dir.path().to_path_buf(),
-            high_water: Vec::new(),
+            sessions: 0,
             admin_session: ADMIN,
             max_held: 16,
             read_limit: ReadLimit::Committed,
@@ -798,7 +793,7 @@ mod tests {
             let (tx, _rx) = mpsc::channel(16);
             let runner = EngineRunner {
                 dir: dir.join("journal"),
-                high_water: Vec::new(),
+                sessions: 0,
                 admin_session: ADMIN,
                 max_held: 16,
                 read_limit: ReadLimit::Committed,
@@ -860,12 +855,14 @@ mod tests {
             let (tx, mut rx) = mpsc::channel(64);
             let runner = EngineRunner {
                 dir: jdir.clone(),
-                high_water: vec![(0, 0); 2],
+                sessions: 2,
                 admin_session: ADMIN,
                 max_held: 64,
                 read_limit: ReadLimit::Committed,
                 checkpoints: None,
-                restored: snapshots.as_ref().and_then(|s| s.restore(2, &jdir)),
+                restored: snapshots
+                    .as_ref()
+                    .and_then(|s| s.restore(&[(16, 1 << 16); 2], &jdir)),
                 snapshots,
             };
             let mut agent = runner
@@ -902,7 +899,16 @@ mod tests {
         let (at, _) = images[0];
         assert!(out[..at].iter().all(|o| o.origin_seq <= 4));
         assert!(out[at + 1..].iter().all(|o| o.origin_seq > 4));
-        crate::member::snapshot::write(&spec.dir, &images[0].1).unwrap();
+        // What the router adds: each session's part (nothing sent to either here).
+        let mut image = images[0].1.clone();
+        let mut empty = Vec::new();
+        ordo_fix::window::ResendWindow::new(16, 1 << 16).encode_into(&mut empty);
+        let sent = crate::member::snapshot::Sent {
+            next_sender: 1,
+            window: empty,
+        };
+        image.sent = vec![sent; 2];
+        crate::member::snapshot::write(&spec.dir, &image).unwrap();
 
         let (resumed, out) = run(Some(spec.clone()));
         assert_eq!(resumed.restored_seq(), 4);

@@ -2,8 +2,8 @@
 //! Engine outputs become ExecutionReports and the other reports (`crate::member::reports`); committed
 //! session messages take their MsgSeqNum; committed resets restart a session's numbering. Every
 //! member applies the same stream, so every member's sessions number every message alike and
-//! hold the same messages for resends (`docs/REPLICATION.md`, 6.1); only a member that serves has
-//! connections to write to.
+//! hold the same messages in their resend windows (`docs/REPLICATION.md`, 6.1, 6.1a); only a
+//! member that serves has connections to write to.
 //!
 //! A cluster member's Takeover record, applied on the member that proposed it, sets each
 //! session's next inbound number from the committed log and opens the gateway: from then on
@@ -90,9 +90,6 @@ pub struct Router {
 pub struct SnapshotWriter {
     /// The snapshot directory.
     pub dir: std::path::PathBuf,
-    /// Whether the session stores fsync (then they are synced before a snapshot is written:
-    /// a restart from it never reads the messages of the records it covers again).
-    pub sync_stores: bool,
     /// A write is under way: a snapshot that comes meanwhile is dropped (the next is due
     /// `snapshot_every` records later).
     pub writing: Arc<std::sync::atomic::AtomicBool>,
@@ -153,10 +150,10 @@ impl Router {
     }
 
     /// A snapshot from the engine agent: every message of the records it covers came before it
-    /// and is stored; once the stores are synced (if they fsync) it is written on a blocking
-    /// thread.
+    /// and is numbered and windowed; each session's outbound number and window are added as
+    /// they stand now, and the file is written on a blocking thread.
     fn write_snapshot(&self, msg: OutMsg) {
-        let (Some(w), OutMsg::Snapshot(image)) = (&self.snapshots, msg) else {
+        let (Some(w), OutMsg::Snapshot(mut image)) = (&self.snapshots, msg) else {
             return;
         };
         if w.writing.swap(true, std::sync::atomic::Ordering::AcqRel) {
@@ -166,11 +163,20 @@ impl Router {
             );
             return;
         }
-        if w.sync_stores {
-            for slot in self.registry.all() {
-                lock(slot).store.sync();
-            }
-        }
+        image.sent = self
+            .registry
+            .all()
+            .iter()
+            .map(|slot| {
+                let g = lock(slot);
+                let mut window = Vec::with_capacity(16 + g.store.bytes() + 12 * g.store.len());
+                g.store.encode_into(&mut window);
+                crate::member::snapshot::Sent {
+                    next_sender: g.session.next_sender(),
+                    window,
+                }
+            })
+            .collect();
         let (dir, writing) = (w.dir.clone(), Arc::clone(&w.writing));
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();

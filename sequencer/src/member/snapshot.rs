@@ -1,19 +1,22 @@
 //! Snapshots (`docs/REPLICATION.md`, 6.3): a follower's engine state and the session state it
-//! derives from the log (the next inbound MsgSeqNum of every session), at a committed seq, so
-//! that a restart applies the journal from that seq on instead of from the first record.
+//! derives from the log (every session's next inbound and outbound MsgSeqNum and its resend
+//! window, 6.1a), at a committed seq, so that a restart applies the journal from that seq on
+//! instead of from the first record.
 //!
 //! Who takes them: a follower's engine agent, every `every` records, between two records (the
 //! engine's encoding stalls its own agent, never a leader's sequencer: a member that leads puts
-//! its snapshot off until it follows again). Who writes them: the router, once it has stored
-//! every message of the records the snapshot covers (it receives the snapshot behind them, in
-//! log order), so a restart from seq S + 1 never misses a message of a record at or below S.
+//! its snapshot off until it follows again). Who writes them: the router, once it has numbered
+//! and windowed every message of the records the snapshot covers (it receives the snapshot
+//! behind them, in log order): it adds each session's outbound number and window as they stand
+//! then, so a restart from seq S + 1 holds what a replay from seq 1 would.
 //! The write (aside, fsync, rename, fsync of the directory) runs on a blocking thread, one at a
 //! time; the last [`KEEP`] files stay.
 //!
 //! File format (little endian): magic `ORDOSNAP`, format u32, seq u64, the record's timestamp
 //! u64 and CRC u32 (which record the snapshot is after, checked against the journal at start),
-//! the engine's state hash u128, session count u32 then one u64 per session, the engine's bytes
-//! (length u64, then `Engine::snapshot`), and a CRC32 of everything before it.
+//! the engine's state hash u128, session count u32 then per session its next inbound u64, its
+//! next outbound u64, and its resend window (length u64, then `ResendWindow::encode_into`), the
+//! engine's bytes (length u64, then `Engine::snapshot`), and a CRC32 of everything before it.
 //!
 //! A snapshot that fails any check at start is skipped with a warning naming the file and what
 //! is wrong, and the next older one is tried; with none left the engine replays the journal
@@ -23,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use ordo_engine::Engine;
 use ordo_engine::hash::hex128;
+use ordo_fix::window::ResendWindow;
 use ordo_journal::JournalReader;
 
 /// The directory under a member's data directory.
@@ -34,7 +38,9 @@ pub const KEEP: usize = 2;
 pub const MAX_FILE_BYTES: u64 = 4 << 30;
 
 const MAGIC: &[u8; 8] = b"ORDOSNAP";
-const FORMAT: u32 = 1;
+/// 2: the sessions' outbound numbers and resend windows (format 1 had neither: refused, the
+/// member replays from seq 1).
+const FORMAT: u32 = 2;
 const HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 4 + 16 + 4;
 
 /// A snapshot in memory.
@@ -50,8 +56,20 @@ pub struct Image {
     pub hash: u128,
     /// Per session, the next inbound MsgSeqNum the log implies.
     pub next_in: Vec<u64>,
+    /// Per session, what it was sent: filled in by the router (empty as the engine agent
+    /// takes the snapshot), one per session when written.
+    pub sent: Vec<Sent>,
     /// `Engine::snapshot`.
     pub engine: Vec<u8>,
+}
+
+/// What a session was sent, as the router held it after the snapshot's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The next outbound MsgSeqNum.
+    pub next_sender: u64,
+    /// Its resend window (`ResendWindow::encode_into`).
+    pub window: Vec<u8>,
 }
 
 /// Why a snapshot was not written or not used.
@@ -86,7 +104,14 @@ pub enum SnapshotError {
 impl Image {
     /// The file's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(HEADER_BYTES + 8 * self.next_in.len() + 8 + self.engine.len() + 4);
+        assert_eq!(
+            self.sent.len(),
+            self.next_in.len(),
+            "the router adds every session's part"
+        );
+        let windows: usize = self.sent.iter().map(|s| 16 + s.window.len()).sum();
+        let mut b =
+            Vec::with_capacity(HEADER_BYTES + 8 * self.next_in.len() + windows + 8 + self.engine.len() + 4);
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(&FORMAT.to_le_bytes());
         b.extend_from_slice(&self.seq.to_le_bytes());
@@ -94,8 +119,11 @@ impl Image {
         b.extend_from_slice(&self.record_crc.to_le_bytes());
         b.extend_from_slice(&self.hash.to_le_bytes());
         b.extend_from_slice(&(self.next_in.len() as u32).to_le_bytes());
-        for n in &self.next_in {
+        for (n, sent) in self.next_in.iter().zip(&self.sent) {
             b.extend_from_slice(&n.to_le_bytes());
+            b.extend_from_slice(&sent.next_sender.to_le_bytes());
+            b.extend_from_slice(&(sent.window.len() as u64).to_le_bytes());
+            b.extend_from_slice(&sent.window);
         }
         b.extend_from_slice(&(self.engine.len() as u64).to_le_bytes());
         b.extend_from_slice(&self.engine);
@@ -140,12 +168,19 @@ impl Image {
         let record_crc = at.u32().expect("header length checked");
         let hash = u128::from_le_bytes(at.take(16).expect("header").try_into().expect("16"));
         let sessions = at.u32().expect("header length checked") as usize;
-        let mut next_in = Vec::with_capacity(sessions.min(body.len() / 8));
+        let mut next_in = Vec::with_capacity(sessions.min(body.len() / 24));
+        let mut sent = Vec::with_capacity(sessions.min(body.len() / 24));
         for i in 0..sessions {
-            let n = at
-                .u64()
-                .ok_or_else(|| damaged(format!("session {i} of {sessions} cut short at offset {}", at.at)))?;
+            let cut = |at: usize| damaged(format!("session {i} of {sessions} cut short at offset {at}"));
+            let n = at.u64().ok_or_else(|| cut(at.at))?;
+            let next_sender = at.u64().ok_or_else(|| cut(at.at))?;
+            let window_len = at.u64().ok_or_else(|| cut(at.at))?;
+            let window = at
+                .take(usize::try_from(window_len).unwrap_or(usize::MAX))
+                .ok_or_else(|| cut(at.at))?
+                .to_vec();
             next_in.push(n);
+            sent.push(Sent { next_sender, window });
         }
         let engine_at = at.at;
         let engine_len = at
@@ -171,6 +206,7 @@ impl Image {
             record_crc,
             hash,
             next_in,
+            sent,
             engine,
         })
     }
@@ -247,13 +283,20 @@ pub struct Restored {
     pub image: Image,
     /// The engine it holds.
     pub engine: Engine,
+    /// Per session, its resend window, decoded under today's bounds.
+    pub windows: Vec<ResendWindow>,
 }
 
-/// Reads and checks one file: its CRC and format, its session count against `sessions`, its
+/// A resend window's bounds: messages, bytes.
+pub type WindowBounds = (usize, usize);
+
+/// Reads and checks one file: its CRC and format, its session count against `windows` (each
+/// session's resend window bounds), each session's window, its
 /// record against the journal in `journal_dir` (same seq, timestamp and CRC: a snapshot of
 /// another journal, or of records this journal no longer holds, is refused), and the rebuilt
 /// engine's state hash against the one it recorded.
-pub fn load(path: &Path, sessions: usize, journal_dir: &Path) -> Result<Restored, SnapshotError> {
+pub fn load(path: &Path, windows: &[WindowBounds], journal_dir: &Path) -> Result<Restored, SnapshotError> {
+    let sessions = windows.len();
     let io = |source| SnapshotError::Io {
         path: path.to_path_buf(),
         source,
@@ -275,6 +318,10 @@ pub fn load(path: &Path, sessions: usize, journal_dir: &Path) -> Result<Restored
             image.next_in.len()
         )));
     }
+    let windows = decode_windows(&image, windows).map_err(|what| SnapshotError::Damaged {
+        path: path.to_path_buf(),
+        what,
+    })?;
     let record = JournalReader::open_offline(journal_dir, image.seq)
         .and_then(|mut r| Ok(r.next()?.map(|r| (r.seq(), r.timestamp_ns(), r.crc()))))
         .map_err(|e| mismatch(format!("journal {}: {e}", journal_dir.display())))?;
@@ -307,14 +354,36 @@ pub fn load(path: &Path, sessions: usize, journal_dir: &Path) -> Result<Restored
         path: path.to_path_buf(),
         image,
         engine,
+        windows,
     })
+}
+
+/// Each session's window from its bytes, under today's `bounds`.
+fn decode_windows(image: &Image, bounds: &[WindowBounds]) -> Result<Vec<ResendWindow>, String> {
+    image
+        .sent
+        .iter()
+        .zip(bounds)
+        .enumerate()
+        .map(|(i, (sent, &(messages, bytes)))| {
+            let (window, used) = ResendWindow::decode(&sent.window, messages, bytes)
+                .map_err(|e| format!("session {i}'s resend window: {e}"))?;
+            if used != sent.window.len() {
+                return Err(format!(
+                    "session {i}'s resend window: {} bytes after it",
+                    sent.window.len() - used
+                ));
+            }
+            Ok(window)
+        })
+        .collect()
 }
 
 /// The newest snapshot in `dir` that passes [`load`]'s checks; each one refused is logged with
 /// the reason. None: replay from the first record.
-pub fn load_latest(dir: &Path, sessions: usize, journal_dir: &Path) -> Option<Restored> {
+pub fn load_latest(dir: &Path, windows: &[WindowBounds], journal_dir: &Path) -> Option<Restored> {
     for (_, path) in list(dir) {
-        match load(&path, sessions, journal_dir) {
+        match load(&path, windows, journal_dir) {
             Ok(r) => return Some(r),
             Err(e) => tracing::warn!(error = %e, "snapshot not used"),
         }
@@ -355,7 +424,11 @@ mod tests {
     use ordo_engine::EngineConfig;
     use ordo_journal::{JournalConfig, JournalWriter};
 
+    use ordo_fix::session::MessageStore;
+
     use super::*;
+
+    const BOUNDS: WindowBounds = (4, 1024);
 
     fn journal(dir: &Path, records: u64) -> Vec<(u64, u32)> {
         let mut config = JournalConfig::new(dir);
@@ -382,12 +455,25 @@ mod tests {
             ..EngineConfig::default()
         };
         let engine = Engine::new(config).unwrap();
+        // Session 1 was sent messages 3 and 5 (and admin ones): its window holds them.
+        let mut window = ResendWindow::new(4, 1024);
+        window.store(3, b"report 3", false, (0, 0));
+        window.store(5, b"report 5", false, (0, 0));
+        let mut bytes = Vec::new();
+        window.encode_into(&mut bytes);
+        let empty = || {
+            let mut b = Vec::new();
+            ResendWindow::new(4, 1024).encode_into(&mut b);
+            b
+        };
+        let sent = |next_sender, window| Sent { next_sender, window };
         Image {
             seq,
             timestamp_ns: record.0,
             record_crc: record.1,
             hash: engine.state_hash(),
             next_in: vec![1, 7, 2],
+            sent: vec![sent(1, empty()), sent(9, bytes), sent(2, empty())],
             engine: engine.snapshot(),
         }
     }
@@ -402,9 +488,13 @@ mod tests {
         }
         let seqs: Vec<u64> = list(&dir).into_iter().map(|(s, _)| s).collect();
         assert_eq!(seqs, [9, 6]);
-        let r = load_latest(&dir, 3, &root.path().join("journal")).unwrap();
+        let r = load_latest(&dir, &[BOUNDS; 3], &root.path().join("journal")).unwrap();
         assert_eq!(r.image, image(9, records[8]));
         assert_eq!(r.engine.state_hash(), r.image.hash);
+        let mut held = Vec::new();
+        r.windows[1].fetch(1, 10, &mut |seq, m| held.push((seq, m.to_vec())));
+        assert_eq!(held, [(3, b"report 3".to_vec()), (5, b"report 5".to_vec())]);
+        assert!(r.windows[0].is_empty() && r.windows[2].is_empty());
     }
 
     /// Each check refuses with the reason, and the next older snapshot is used instead.
@@ -420,10 +510,11 @@ mod tests {
 
         let refused = |bytes: &[u8], sessions: usize| {
             std::fs::write(&newest, bytes).unwrap();
-            let e = load(&newest, sessions, &jdir).err().expect("refused");
+            let bounds = vec![BOUNDS; sessions];
+            let e = load(&newest, &bounds, &jdir).err().expect("refused");
             // The older one is used instead (unless it does not fit either).
             let older = (sessions == 3).then_some(4);
-            assert_eq!(load_latest(&dir, sessions, &jdir).map(|r| r.image.seq), older);
+            assert_eq!(load_latest(&dir, &bounds, &jdir).map(|r| r.image.seq), older);
             e.to_string()
         };
         let mut flipped = good.clone();
@@ -432,6 +523,22 @@ mod tests {
         assert!(refused(&good[..good.len() - 9], 3).contains("CRC"));
         assert!(refused(b"short", 3).contains("shorter than any snapshot"));
         assert!(refused(&good, 4).contains("3 sessions, the configuration has 4"));
+        // A window whose messages run backwards.
+        let mut backwards = image(8, records[7]);
+        let mut w = Vec::new();
+        w.extend_from_slice(&0u64.to_le_bytes());
+        w.extend_from_slice(&2u32.to_le_bytes());
+        for seq in [5u64, 4] {
+            w.extend_from_slice(&seq.to_le_bytes());
+            w.extend_from_slice(&1u32.to_le_bytes());
+            w.push(b'x');
+        }
+        backwards.sent[1].window = w;
+        let e = refused(&backwards.encode(), 3);
+        assert!(
+            e.contains("session 1's resend window: message 1: MsgSeqNum 4 does not follow 5"),
+            "{e}"
+        );
         // Another journal's record at seq 8.
         let foreign = image(8, (records[7].0 + 1, records[7].1)).encode();
         assert!(refused(&foreign, 3).contains("the journal's seq 8"));
@@ -453,7 +560,7 @@ mod tests {
             .unwrap()
             .set_len(MAX_FILE_BYTES + 1)
             .unwrap();
-        let e = load(&path, 0, &root.path().join("journal"))
+        let e = load(&path, &[], &root.path().join("journal"))
             .err()
             .expect("refused");
         assert!(e.to_string().contains("above the bound"), "{e}");
