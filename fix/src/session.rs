@@ -87,28 +87,6 @@ pub trait MessageStore {
     }
 }
 
-/// A store in memory (tests, the echo application).
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    messages: BTreeMap<u64, Vec<u8>>,
-}
-
-impl MessageStore for MemoryStore {
-    fn store(&mut self, seq: u64, message: &[u8], admin: bool, _origin: (u64, u32)) {
-        if !admin {
-            self.messages.insert(seq, message.to_vec());
-        }
-    }
-    fn fetch(&self, begin: u64, end: u64, f: &mut dyn FnMut(u64, &[u8])) {
-        for (seq, m) in self.messages.range(begin..=end) {
-            f(*seq, m);
-        }
-    }
-    fn reset(&mut self) {
-        self.messages.clear();
-    }
-}
-
 /// What the application says about an application message.
 #[derive(Debug)]
 pub enum AppVerdict {
