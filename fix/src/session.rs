@@ -64,21 +64,13 @@ impl SessionConfig {
 
 /// Where sent messages are kept, to answer resend requests.
 pub trait MessageStore {
-    /// Records a sent message (every one that takes a sequence number: admin ones too, so a
-    /// persistent store can keep sequence numbers gap-free). `origin` identifies the journal
-    /// record and output that produced an application message ((0, 0) for others).
-    fn store(&mut self, seq: u64, message: &[u8], admin: bool, origin: (u64, u32));
+    /// Records a sent message (every one that takes a sequence number, admin ones too: the
+    /// store decides what it keeps).
+    fn store(&mut self, seq: u64, message: &[u8], admin: bool);
     /// Calls `f` with every stored message in `begin..=end`, in sequence order.
     fn fetch(&self, begin: u64, end: u64, f: &mut dyn FnMut(u64, &[u8]));
     /// Forgets everything (a sequence reset).
     fn reset(&mut self);
-    /// [`MessageStore::reset`] caused by journal record `origin.0` (log numbering: a
-    /// persistent store then knows, after a restart, that this reset is done).
-    fn reset_at(&mut self, _origin: (u64, u32)) {
-        self.reset();
-    }
-    /// Makes what is stored durable (shutdown). Nothing to do for a memory store.
-    fn sync(&mut self) {}
     /// Highest MsgSeqNum of an application message the store no longer holds (0: it holds
     /// every one since the last reset). A ResendRequest that reaches it is refused, never
     /// gap-filled over a message the client did not see.
@@ -196,7 +188,6 @@ pub struct Session {
     /// This connection's remembered message shapes (parse + validate in one pass for a
     /// message shaped like one proven before); boxed, ~5 KiB.
     shapes: Box<Shapes>,
-    origin: (u64, u32),
     numbering: Numbering,
     /// Log numbering: messages decided and not yet handed out.
     deferred: Vec<Deferred>,
@@ -230,7 +221,6 @@ impl Session {
             scratch: Vec::new(),
             fields: Vec::new(),
             shapes: Box::default(),
-            origin: (0, 0),
             numbering: Numbering::Local,
             deferred: Vec::new(),
             wire_logon_sent: false,
@@ -307,9 +297,9 @@ impl Session {
 
     /// Log numbering: a committed sequence reset (a Logon with ResetSeqNumFlag): the next
     /// message sent is number 1, and the store forgets the old sequence.
-    pub fn committed_reset<S: MessageStore + ?Sized>(&mut self, origin: (u64, u32), io: &mut Io<'_, S>) {
+    pub fn committed_reset<S: MessageStore + ?Sized>(&mut self, io: &mut Io<'_, S>) {
         self.next_sender = 1;
-        io.store.reset_at(origin);
+        io.store.reset();
     }
 
     // ----- sending ---------------------------------------------------------------------------
@@ -345,8 +335,7 @@ impl Session {
         }
         b.finish(&mut self.scratch);
         if seq.is_none() {
-            let origin = std::mem::take(&mut self.origin);
-            io.store.store(self.next_sender, &self.scratch, admin, origin);
+            io.store.store(self.next_sender, &self.scratch, admin);
             self.next_sender += 1;
         }
         let write = if admin {
@@ -385,12 +374,10 @@ impl Session {
         now: u64,
         io: &mut Io<'_, S>,
     ) {
-        self.origin = (0, 0);
         self.send_raw(msg_type, &[], body, None, now, io);
     }
 
-    /// Sends an application message derived from journal record `origin.0`, output
-    /// `origin.1` (the store keeps it, so a restart does not send it twice): numbered, stored,
+    /// Sends an application message derived from a committed journal record: numbered, stored,
     /// and written if logged on, whatever the numbering (the record it comes from is committed
     /// already). `now` is its SendingTime: the record's timestamp, so that every member renders
     /// the same bytes. Returns its sequence number.
@@ -398,12 +385,10 @@ impl Session {
         &mut self,
         msg_type: &[u8],
         body: Body<'_>,
-        origin: (u64, u32),
         now: u64,
         io: &mut Io<'_, S>,
     ) -> u64 {
         let seq = self.next_sender;
-        self.origin = origin;
         match self.numbering {
             Numbering::Local => self.send_raw(msg_type, &[], body, None, now, io),
             Numbering::Log => {
@@ -425,7 +410,6 @@ impl Session {
         msg_type: &[u8],
         fields: &[u8],
         this_connection: bool,
-        origin: (u64, u32),
         ts: u64,
         io: &mut Io<'_, S>,
     ) -> Result<u64, usize> {
@@ -433,7 +417,6 @@ impl Session {
         let seq = self.next_sender;
         self.builder.start(msg_type);
         self.builder.fields_from(fields)?;
-        self.origin = origin;
         self.emit_committed(msg_type, this_connection, ts, io);
         Ok(seq)
     }
@@ -456,8 +439,7 @@ impl Session {
         b.field(52, Value::TimeMs(ts));
         b.field(56, Value::Bytes(self.cfg.target_comp_id.as_bytes()));
         b.finish(&mut self.scratch);
-        let origin = std::mem::take(&mut self.origin);
-        io.store.store(self.next_sender, &self.scratch, admin, origin);
+        io.store.store(self.next_sender, &self.scratch, admin);
         self.next_sender += 1;
         // A Logout may answer a Logon that was refused (not received as a logon).
         let write = this_connection

@@ -203,7 +203,7 @@ impl ResendWindow {
 }
 
 impl MessageStore for ResendWindow {
-    fn store(&mut self, seq: u64, message: &[u8], admin: bool, _origin: (u64, u32)) {
+    fn store(&mut self, seq: u64, message: &[u8], admin: bool) {
         if !admin {
             self.push(seq, message);
         }
@@ -246,9 +246,9 @@ mod tests {
     #[test]
     fn the_oldest_leave_at_the_message_bound_and_are_named() {
         let mut w = ResendWindow::new(3, 1 << 20);
-        w.store(1, b"logon", true, (0, 0));
+        w.store(1, b"logon", true);
         for seq in 2..=6 {
-            w.store(seq, format!("er-{seq}").as_bytes(), false, (seq, 0));
+            w.store(seq, format!("er-{seq}").as_bytes(), false);
         }
         assert_eq!(w.len(), 3);
         assert_eq!(w.dropped_through(), 3, "2 and 3 left; the admin 1 was never held");
@@ -270,7 +270,7 @@ mod tests {
         let mut w = ResendWindow::new(100, 10);
         for seq in 1..=20u64 {
             let m = vec![b'a' + (seq % 26) as u8; (seq % 4 + 1) as usize];
-            w.store(seq, &m, false, (0, 0));
+            w.store(seq, &m, false);
             assert!(w.bytes() <= 10);
             // Whatever is held comes back byte for byte, wrapped or not.
             let last = fetched(&w, seq, seq);
@@ -279,7 +279,7 @@ mod tests {
             assert_eq!(all.first().map(|m| m.0), Some(w.dropped_through() + 1));
             assert_eq!(all.iter().map(|m| m.1.len()).sum::<usize>(), w.bytes());
         }
-        w.store(21, &[b'x'; 11], false, (0, 0));
+        w.store(21, &[b'x'; 11], false);
         assert!(w.is_empty());
         assert_eq!(w.dropped_through(), 21);
     }
@@ -288,7 +288,7 @@ mod tests {
     fn encoded_windows_decode_to_the_same_messages_and_damage_is_named() {
         let mut w = ResendWindow::new(4, 64);
         for seq in [3u64, 4, 7, 9, 12] {
-            w.store(seq, format!("message {seq}").as_bytes(), false, (0, 0));
+            w.store(seq, format!("message {seq}").as_bytes(), false);
         }
         let mut bytes = b"prefix".to_vec();
         w.encode_into(&mut bytes);

@@ -118,9 +118,7 @@ impl Router {
                 OutMsg::Reset => {
                     if let Some(slot) = self.registry.get(o.session) {
                         let mut g = lock(slot);
-                        g.with_io(self.max_pending, |session, io, _| {
-                            session.committed_reset((o.origin_seq, o.origin_idx), io)
-                        });
+                        g.with_io(self.max_pending, |session, io, _| session.committed_reset(io));
                     }
                 }
                 _ => {
@@ -133,13 +131,7 @@ impl Router {
                     let mut g = lock(slot);
                     // SendingTime is the record's timestamp: every member renders the same bytes.
                     g.with_io(self.max_pending, |session, io, _| {
-                        session.send_app_from(
-                            msg_type,
-                            &fields,
-                            (o.origin_seq, o.origin_idx),
-                            o.timestamp_ns,
-                            io,
-                        );
+                        session.send_app_from(msg_type, &fields, o.timestamp_ns, io);
                     });
                     drop(g);
                     fields.clear();
@@ -202,14 +194,7 @@ impl Router {
         let mut g = lock(slot);
         let ours = connection != 0 && g.connection() == connection;
         let sent = g.with_io(self.max_pending, |session, io, _| {
-            session.send_committed(
-                msg_type,
-                fields,
-                ours,
-                (o.origin_seq, o.origin_idx),
-                o.timestamp_ns,
-                io,
-            )
+            session.send_committed(msg_type, fields, ours, o.timestamp_ns, io)
         });
         if let Err(offset) = sent {
             // Written by our own gateway: a damaged one is a bug, and it still took no number.

@@ -457,8 +457,8 @@ mod tests {
         let engine = Engine::new(config).unwrap();
         // Session 1 was sent messages 3 and 5 (and admin ones): its window holds them.
         let mut window = ResendWindow::new(4, 1024);
-        window.store(3, b"report 3", false, (0, 0));
-        window.store(5, b"report 5", false, (0, 0));
+        window.store(3, b"report 3", false);
+        window.store(5, b"report 5", false);
         let mut bytes = Vec::new();
         window.encode_into(&mut bytes);
         let empty = || {
