@@ -296,3 +296,41 @@ impl NodeConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A window that cannot hold the largest message would lose every report as it is sent:
+    /// refused at start, naming the session and the bound.
+    #[test]
+    fn a_resend_window_smaller_than_a_message_is_refused() {
+        let cfg = NodeConfig::embedded();
+        assert_eq!(cfg.sessions[0].resend_window_messages, 65_536);
+        let small = DEFAULT_CONFIG.replacen(
+            "cancel_on_disconnect = false",
+            &format!(
+                "cancel_on_disconnect = false\nresend_window_bytes = {}",
+                cfg.max_message_bytes - 1
+            ),
+            1,
+        );
+        let e = NodeConfig::from_toml(&small).expect_err("refused");
+        assert!(e.contains("CLIENT1") && e.contains("resend_window_bytes"), "{e}");
+        let none = DEFAULT_CONFIG.replacen(
+            "cancel_on_disconnect = false",
+            "cancel_on_disconnect = false\nresend_window_messages = 0",
+            1,
+        );
+        assert!(NodeConfig::from_toml(&none).is_err());
+        let exact = DEFAULT_CONFIG.replacen(
+            "cancel_on_disconnect = false",
+            &format!(
+                "cancel_on_disconnect = false\nresend_window_bytes = {}",
+                cfg.max_message_bytes
+            ),
+            1,
+        );
+        assert!(NodeConfig::from_toml(&exact).is_ok());
+    }
+}
